@@ -1,0 +1,25 @@
+"""The ``wayhome`` command line.
+
+Each family of commands lives in a module of its own beside this one and registers itself on
+the root application below.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from dispatch.cli import broker
+
+app = typer.Typer(
+    name="wayhome",
+    help="Alert dispatch for missing children: report once, reach everyone inside, close the loop.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+broker.register(app)
+
+
+def main() -> None:
+    """Entry point of the ``wayhome`` console script."""
+    app()
