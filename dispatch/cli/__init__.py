@@ -17,6 +17,13 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Alert dispatch for missing children: report once, reach everyone inside, close the loop."""
+
+
 broker.register(app)
 
 
