@@ -1,0 +1,57 @@
+"""Session fixtures for the real services the tests run against.
+
+Each fixture starts its service the first time a test asks for it, keeps it for the rest of the
+session and stops it at the end; a session that asks for none starts none. A service that cannot
+start makes every test that needs it fail (an error in setup, with the reason), never skip.
+
+- ``kafka_bootstrap`` -> ``"127.0.0.1:PORT"`` of a real Apache Kafka 4.x broker in KRaft mode
+  (``tests/services/kafka.py``). Mark tests ``@pytest.mark.kafka``.
+- ``postgis_dsn`` -> ``"postgresql://postgres@127.0.0.1:PORT/wayhome"`` of a PostgreSQL 15 with
+  the ``postgis`` extension created (``tests/services/postgis.py``). Mark ``@pytest.mark.postgis``.
+- ``tansu_bootstrap`` -> ``"127.0.0.1:PORT"`` of the embedded tansu broker
+  (``dispatch.broker.EmbeddedBroker``). Mark ``@pytest.mark.tansu``.
+- ``browser`` -> a Playwright **sync API** ``Browser`` driving Debian's ``/usr/bin/chromium``
+  headless (``tests/services/browser.py``); use it from plain (non-async) tests:
+  ``page = browser.new_page(); page.goto(url); ...; page.close()``. Mark ``@pytest.mark.browser``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from tests.services.process import ServiceError
+
+
+def _announce(config: pytest.Config, line: str) -> None:
+    """Write a line to the terminal even when output is captured, so the CI log shows it."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    disabled = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+    with disabled:
+        if reporter is not None:
+            reporter.write("\n")
+            reporter.write_line(line)
+        else:
+            print(line, flush=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Bootstrap servers of a real Apache Kafka 4.x broker (KRaft, one node) on loopback."""
+    from tests.services.kafka import start_kafka
+
+    try:
+        broker = start_kafka()
+    except ServiceError as exc:
+        pytest.fail(f"Apache Kafka could not start for the tests: {exc}", pytrace=False)
+    _announce(
+        request.config, f"Apache Kafka {broker.version} started on {broker.bootstrap_servers}"
+    )
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+        _announce(request.config, f"Apache Kafka {broker.version} stopped")
