@@ -55,3 +55,24 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     finally:
         broker.stop()
         _announce(request.config, f"Apache Kafka {broker.version} stopped")
+
+
+@pytest.fixture(scope="session")
+def postgis_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``postgresql://`` URL of a PostGIS database on a PostgreSQL 15 started for the tests."""
+    from tests.services.postgis import PG_MAJOR, start_postgis
+
+    try:
+        server = start_postgis()
+    except ServiceError as exc:
+        pytest.fail(f"PostgreSQL + PostGIS could not start for the tests: {exc}", pytrace=False)
+    _announce(
+        request.config,
+        f"PostgreSQL {PG_MAJOR} + PostGIS {server.postgis_version} started on "
+        f"{server.host}:{server.port}",
+    )
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+        _announce(request.config, f"PostgreSQL {PG_MAJOR} + PostGIS stopped")
