@@ -76,3 +76,22 @@ def postgis_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
     finally:
         server.stop()
         _announce(request.config, f"PostgreSQL {PG_MAJOR} + PostGIS stopped")
+
+
+@pytest.fixture(scope="session")
+def tansu_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Bootstrap servers of the embedded tansu broker, on a free loopback port."""
+    from dispatch.broker import BrokerError, EmbeddedBroker
+
+    broker = EmbeddedBroker(port=0)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        pytest.fail(
+            f"The embedded tansu broker could not start for the tests: {exc}", pytrace=False
+        )
+    _announce(request.config, f"Embedded tansu broker started on {broker.bootstrap_servers}")
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
