@@ -1,0 +1,1 @@
+"""Data shipped with geo: the rail sample and an approximate country outline."""
