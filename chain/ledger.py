@@ -1,0 +1,296 @@
+"""The ledger facade: one log, opened from a directory (SQLite) or a PostgreSQL DSN.
+
+A log directory holds ``log.db`` (entries, tree, checkpoints), ``log.key`` (the log's Ed25519
+signer key, mode 0600) and ``submitter.key`` (the key that signs the entries this process
+submits). A PostgreSQL log keeps its tables in the database and takes its keys from the
+caller, since a database is no place for a private key.
+
+:class:`LogReader` serves what a log publishes (checkpoints, tiles, entry bundles, proofs);
+:class:`Ledger` adds the sequencer, which appends and signs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from chain.checkpoint import Checkpoint, open_checkpoint
+from chain.entries import dispatch_record, sign_entry
+from chain.errors import ChainError, ProofError, StoreError
+from chain.merkle import consistency_proof, inclusion_proof
+from chain.note import Note, Signer, Verifier, parse_note
+from chain.proof import ProofBundle
+from chain.sequencer import Sequencer
+from chain.store import LogStore, StoredCheckpoint, open_store
+from chain.tiles import TILE_HEIGHT, TILE_WIDTH, TileId, encode_bundle, parse_path, tile_width
+from chain.tree import CHUNK, StoredTree
+
+logger = logging.getLogger(__name__)
+
+LOG_KEY_FILE = "log.key"
+SUBMITTER_KEY_FILE = "submitter.key"
+
+
+def _is_dsn(target: str | Path) -> bool:
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+
+
+def _read_signer(path: Path) -> Signer:
+    try:
+        return Signer.from_skey(path.read_text().strip())
+    except FileNotFoundError:
+        raise StoreError(f"no key at {path}; run 'wayhome ledger init' first") from None
+
+
+class LogReader:
+    """Read access to a log: checkpoints, tiles, entry bundles, entries and proofs."""
+
+    def __init__(self, store: LogStore) -> None:
+        self.store = store
+        self.tree = StoredTree(store)
+        origin = store.get_meta("origin")
+        vkey = store.get_meta("vkey")
+        if origin is None or vkey is None:
+            raise StoreError("this store holds no log; run 'wayhome ledger init' first")
+        self.origin: str = origin
+        self.verifier = Verifier.from_vkey(vkey)
+
+    @classmethod
+    def open(cls, target: str | Path) -> LogReader:
+        return cls(open_store(target))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> LogReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def vkey(self) -> str:
+        """The log's C2SP verifier key: ``<origin>+<hex key ID>+<base64 key>``."""
+        return self.verifier.vkey()
+
+    @property
+    def size(self) -> int:
+        """The size of the latest signed checkpoint."""
+        latest = self.store.latest_checkpoint()
+        return latest.size if latest else 0
+
+    def checkpoint_note(self, size: int | None = None) -> str:
+        """The signed checkpoint at ``size`` (default: the latest), with its cosignatures."""
+        stored = self.store.latest_checkpoint() if size is None else self.store.checkpoint_at(size)
+        if stored is None:
+            what = "any size" if size is None else f"size {size}"
+            raise StoreError(f"the log has signed no checkpoint of {what}")
+        return stored.note
+
+    def checkpoint(self, size: int | None = None) -> Checkpoint:
+        checkpoint, _, _ = open_checkpoint(self.checkpoint_note(size), [self.verifier])
+        return checkpoint
+
+    def entry(self, index: int) -> bytes:
+        return self.entries(index, index + 1)[0]
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        size = self.size
+        if not 0 <= start <= end <= size:
+            raise StoreError(f"entries must lie within 0..{size}, got {start}..{end}")
+        return self.store.read_entries(start, end)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        size = self.size if size is None else size
+        self._check_size(size)
+        return inclusion_proof(index, size, self.tree)
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        size2 = self.size if size2 is None else size2
+        self._check_size(size2)
+        return consistency_proof(size1, size2, self.tree)
+
+    def proof_bundle(self, index: int, size: int | None = None, extra: bytes | None = None) -> str:
+        """A ``c2sp.org/tlog-proof@v1`` bundle for entry ``index`` at a signed size."""
+        note = self.checkpoint_note(size)
+        checkpoint = Checkpoint.from_body(parse_note(note).text)
+        proof = inclusion_proof(index, checkpoint.size, self.tree)
+        return ProofBundle(index, tuple(proof), note, extra).to_text()
+
+    def _check_size(self, size: int) -> None:
+        if size > self.store.tree_state().size:
+            raise ProofError(f"the log holds {self.store.tree_state().size} entries, not {size}")
+
+    def read_tile(self, tile: TileId) -> bytes:
+        """The bytes of a tile or entry bundle, if the signed tree holds it."""
+        size = self.size
+        level = 0 if tile.level is None else tile.level
+        if tile_width(level, tile.index, size) < tile.width:
+            raise StoreError(f"{tile.path()} is beyond the log's signed size {size}")
+        if tile.level is None:
+            start = tile.index * TILE_WIDTH
+            return encode_bundle(self.store.read_entries(start, start + tile.width))
+        rows = self.store.read_chunks(tile.level * TILE_HEIGHT, [tile.index * TILE_WIDTH // CHUNK])
+        data = rows.get(tile.index)
+        if data is None or len(data) < tile.width * 32:
+            raise StoreError(f"the store lacks the hashes of {tile.path()}")
+        return data[: tile.width * 32]
+
+    def read_path(self, path: str) -> bytes:
+        """A tlog-tiles resource by its path: ``checkpoint`` or ``tile/...``."""
+        if path.strip("/") == "checkpoint":
+            return self.checkpoint_note().encode()
+        return self.read_tile(parse_path(path))
+
+
+class Ledger(LogReader):
+    """A log that appends: the facade the dispatcher uses.
+
+    ``append(entry) -> index`` queues an entry (a batch is integrated and signed when it is
+    full or old); ``flush()`` integrates what is queued and returns the signed checkpoint.
+    An index is durable once the batch holding it is integrated.
+    """
+
+    def __init__(
+        self,
+        store: LogStore,
+        signer: Signer,
+        *,
+        submitter: Signer | None = None,
+        batch_size: int = 4096,
+        batch_age_ms: int = 500,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(store)
+        if signer.vkey() != self.vkey:
+            raise StoreError("the signer key is not this log's key")
+        self.signer = signer
+        self.submitter = submitter or signer
+        kwargs: dict[str, Any] = {"batch_size": batch_size, "batch_age_ms": batch_age_ms}
+        if clock is not None:
+            kwargs["clock"] = clock
+        self.sequencer = Sequencer(store, signer, self.origin, **kwargs)
+        self.tree = self.sequencer.tree
+
+    @classmethod
+    def init(
+        cls,
+        target: str | Path,
+        origin: str,
+        *,
+        signer: Signer | None = None,
+        submitter: Signer | None = None,
+        **options: Any,
+    ) -> Ledger:
+        """Create a new, empty log with a fresh key (or ``signer``) and sign its empty tree."""
+        if not _is_dsn(target):
+            directory = Path(target)
+            if (directory / "log.db").exists():
+                raise StoreError(f"a log already exists in {directory}")
+            directory.mkdir(parents=True, exist_ok=True)
+            signer = signer or Signer.generate(origin)
+            submitter = submitter or Signer.generate(f"{origin}/submitter")
+            _write_secret(directory / LOG_KEY_FILE, signer.skey())
+            _write_secret(directory / SUBMITTER_KEY_FILE, submitter.skey())
+        elif signer is None:
+            raise StoreError("a PostgreSQL log needs its signer key passed in")
+        store = open_store(target, create=True)
+        if store.get_meta("origin") is not None:
+            raise StoreError("the database already holds a log")
+        store.set_meta("origin", origin)
+        store.set_meta("vkey", signer.vkey())
+        logger.info("created log origin=%s", origin)
+        return cls(store, signer, submitter=submitter, **options)
+
+    @classmethod
+    def open(
+        cls,
+        target: str | Path,
+        *,
+        signer: Signer | None = None,
+        submitter: Signer | None = None,
+        **options: Any,
+    ) -> Ledger:
+        """Open an existing log; a directory's keys are read from its key files."""
+        if not _is_dsn(target):
+            directory = Path(target)
+            if not (directory / "log.db").exists():
+                raise StoreError(f"no log in {directory}; run 'wayhome ledger init' first")
+            signer = signer or _read_signer(directory / LOG_KEY_FILE)
+            if submitter is None and (directory / SUBMITTER_KEY_FILE).exists():
+                submitter = _read_signer(directory / SUBMITTER_KEY_FILE)
+        elif signer is None:
+            raise StoreError("a PostgreSQL log needs its signer key passed in")
+        return cls(open_store(target), signer, submitter=submitter, **options)
+
+    @property
+    def next_index(self) -> int:
+        return self.sequencer.next_index
+
+    def append(self, entry: bytes) -> int:
+        """Queue one entry; its index. Integrates and signs when the batch is due."""
+        return self.sequencer.add(entry)
+
+    def append_many(self, entries: Iterable[bytes]) -> list[int]:
+        return [self.sequencer.add(entry) for entry in entries]
+
+    def tick(self) -> str | None:
+        """Integrate the batch if its time is up; the new signed checkpoint, or ``None``."""
+        stored = self.sequencer.tick()
+        return stored.note if stored else None
+
+    def flush(self) -> str:
+        """Integrate every queued entry now; the signed checkpoint covering them."""
+        return self.sequencer.integrate().note
+
+    checkpoint_now = flush
+
+    def close(self) -> None:
+        if self.sequencer.pending:
+            self.flush()
+        super().close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def dispatch_entry(
+        self,
+        case_id: str,
+        tick: int,
+        time: datetime,
+        area_digest: bytes,
+        recipients: Sequence[bytes],
+    ) -> bytes:
+        """The signed entry of one dispatch (not appended): recipients are pseudonyms."""
+        return sign_entry(
+            dispatch_record(case_id, tick, time, area_digest, recipients), self.submitter
+        )
+
+    def append_record(self, record: dict[str, Any]) -> int:
+        """Sign a record (``chain.entries``) with the submitter key and append it."""
+        return self.append(sign_entry(record, self.submitter))
+
+    def add_cosignatures(self, size: int, lines: str) -> str:
+        """Attach witness cosignature lines to the checkpoint of ``size``; the new note."""
+        note = parse_note(self.checkpoint_note(size))
+        extra = parse_note(note.text + "\n" + lines).signatures
+        known = {(s.name, s.key_id) for s in note.signatures}
+        merged = Note(
+            note.text, note.signatures + tuple(s for s in extra if (s.name, s.key_id) not in known)
+        )
+        text = merged.to_bytes().decode()
+        self.store.replace_checkpoint_note(size, text)
+        return text
+
+
+__all__ = ["ChainError", "Ledger", "LogReader", "StoredCheckpoint"]
