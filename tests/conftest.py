@@ -10,19 +10,26 @@ start makes every test that needs it fail (an error in setup, with the reason), 
   the ``postgis`` extension created (``tests/services/postgis.py``). Mark ``@pytest.mark.postgis``.
 - ``tansu_bootstrap`` -> ``"127.0.0.1:PORT"`` of the embedded tansu broker
   (``dispatch.broker.EmbeddedBroker``). Mark ``@pytest.mark.tansu``.
-- ``browser`` -> a Playwright **sync API** ``Browser`` driving Debian's ``/usr/bin/chromium``
-  headless (``tests/services/browser.py``); use it from plain (non-async) tests:
-  ``page = browser.new_page(); page.goto(url); ...; page.close()``. Mark ``@pytest.mark.browser``.
+- ``browser`` -> a Playwright **async API** ``Browser`` driving Debian's ``/usr/bin/chromium``
+  headless (``tests/services/browser.py``), on the session's event loop; use it from
+  ``async def`` tests: ``page = await browser.new_page(); await page.goto(url); ...;
+  await page.close()``. Mark ``@pytest.mark.browser``. (A plain test that wants the sync API
+  opens its own with ``tests.services.browser.running_chromium()`` and closes it before it ends.)
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+import pytest_asyncio
 
 from tests.services.process import ServiceError
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 
 def _announce(config: pytest.Config, line: str) -> None:
@@ -95,3 +102,17 @@ def tansu_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """Headless Debian Chromium (Playwright async API); tests using it are ``async def``."""
+    from tests.services.browser import launched_chromium
+
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            chromium = await stack.enter_async_context(launched_chromium())
+        except ServiceError as exc:
+            pytest.fail(f"Chromium could not start for the tests: {exc}", pytrace=False)
+        _announce(request.config, f"Chromium {chromium.version} started (headless, Playwright)")
+        yield chromium
