@@ -344,6 +344,7 @@ async def run_delivery_worker(
     hub: SseHub | None = None,
     retry: RetryPolicy | None = None,
     concurrency: int = 64,
+    flush_interval_ms: float = 20.0,
     stop: asyncio.Event | None = None,
 ) -> DeliveryReport:
     """Run one delivery worker until ``stop`` is set (or the task is cancelled).
@@ -364,6 +365,7 @@ async def run_delivery_worker(
                 producer=producer,
                 dead_topic=dead_letter_topic(topic_prefix),
                 concurrency=concurrency,
+                flush_interval_ms=flush_interval_ms,
             )
             worker = DeliveryWorker(
                 deliverer,
