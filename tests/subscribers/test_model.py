@@ -1,0 +1,85 @@
+"""The subscriber model refuses bad input with a sentence and keeps positions out of reprs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from subscribers import InvalidSubscriber, subscriber_from_dict
+
+SSE = {"kind": "sse"}
+
+
+def test_a_device_with_a_position_is_accepted():
+    sub = subscriber_from_dict(
+        {
+            "id": "p",
+            "kind": "device",
+            "lon": 113.6,
+            "lat": 34.7,
+            "channel": SSE,
+            "fix_time": datetime(2026, 5, 1, tzinfo=UTC),
+        }
+    )
+    assert (sub.lon, sub.lat) == (113.6, 34.7)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"kind": "device", "lon": 113.6, "lat": 91.2},
+            "latitude must be within -90..90, got 91.2",
+        ),
+        (
+            {"kind": "device", "lon": 181.0, "lat": 1.0},
+            "longitude must be within -180..180, got 181.0",
+        ),
+        ({"kind": "device", "lon": 1.0}, "a device needs both lon and lat"),
+        ({"kind": "area"}, "a watched area needs an area"),
+        (
+            {
+                "kind": "area",
+                "area": {
+                    "type": "Polygon",
+                    "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]],
+                },
+            },
+            "the area's boundary crosses itself",
+        ),
+        (
+            {"kind": "area", "area": {"type": "Point", "coordinates": [0, 0]}},
+            "must be a GeoJSON Polygon or MultiPolygon",
+        ),
+        ({"kind": "platform", "lon": 1.0, "lat": 1.0}, "a platform has no position"),
+        (
+            {"kind": "platform", "channel": {"kind": "webhook", "url": "ftp://x.example.org"}},
+            "a webhook url must be an http or https url with a host, got 'ftp://x.example.org'",
+        ),
+        ({"kind": "platform", "channel": {"kind": "webhook"}}, "a webhook channel needs a url"),
+        (
+            {"kind": "platform", "channel": {"kind": "kafka", "topic": "no spaces"}},
+            "a kafka channel needs a topic",
+        ),
+        ({"kind": "platform", "language": "english!"}, "language must be a language tag"),
+        (
+            {"kind": "platform", "created_at": datetime(2026, 5, 1)},
+            "created_at must carry a time zone offset",
+        ),
+        ({"kind": "robot"}, "kind"),
+    ],
+)
+def test_bad_subscribers_are_refused_with_a_sentence(fields, message):
+    data = {"id": "s", "channel": SSE, **fields}
+    with pytest.raises(InvalidSubscriber, match=message.replace("(", r"\(").replace(")", r"\)")):
+        subscriber_from_dict(data)
+
+
+def test_repr_hides_positions_and_areas():
+    sub = subscriber_from_dict(
+        {"id": "p", "kind": "device", "lon": 113.612345, "lat": 34.754321, "channel": SSE}
+    )
+    assert "113.61" not in repr(sub)
+    assert "34.75" not in repr(sub)
+    assert "113.61" not in str(sub)
