@@ -7,8 +7,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -17,6 +19,9 @@ from dispatch.broker import BrokerError, EmbeddedBroker
 from tests.services.process import free_loopback_port, port_is_open, stop_process
 
 pytestmark = pytest.mark.tansu
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_WAYHOME_MAIN = "from dispatch.cli import main; main()"
 
 
 async def _round_trip(bootstrap: str, payloads: list[bytes]) -> list[bytes]:
@@ -99,12 +104,20 @@ async def test_session_fixture_broker_serves_a_consumer_group(tansu_bootstrap: s
     assert await _round_trip(tansu_bootstrap, [b"a", b"b", b"c"]) == [b"a", b"b", b"c"]
 
 
-async def test_wayhome_broker_command_serves_clients_and_exits_zero_on_ctrl_c() -> None:
+def test_wayhome_console_script_lists_the_broker_command() -> None:
     wayhome = shutil.which("wayhome")
     assert wayhome is not None, "the wayhome console script must be installed (pip install -e .)"
+    result = subprocess.run([wayhome, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "broker" in result.stdout
+
+
+async def test_wayhome_broker_command_serves_clients_and_exits_zero_on_ctrl_c() -> None:
+    # The command tree of this checkout, run as the console script runs it.
     port = free_loopback_port()
     process = subprocess.Popen(
-        [wayhome, "broker", "--port", str(port)],
+        [sys.executable, "-c", _WAYHOME_MAIN, "broker", "--port", str(port)],
+        cwd=_REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
