@@ -8,10 +8,14 @@
   A lost child on foot walks only, at a child's pace, capped by the lost-person statistics of
   its age band (see ``geo.modes``).
 
-Every radius is rounded up to a multiple of ``RADIUS_STEP_M`` (90 m). A disc polygon overshoots
-its radius by at most 70 m (``geo.disc``), so the polygon of one step lies inside the polygon of
-the next: the area can only grow with time, exactly, not just up to rounding. The rounding and
-the overshoot together stay within 0.1 mile of the reach the speeds imply.
+Every radius of the multimodal policy is rounded up to a multiple of ``RADIUS_STEP_M`` (90 m).
+A disc polygon overshoots its radius by at most 70 m (``geo.disc``), so the polygon of one
+step lies inside the polygon of the next: the area can only grow with time, exactly, not just
+up to rounding. The rounding and the overshoot together stay within 0.1 mile of the reach the
+speeds imply.
+
+The tiers are used exactly as the table gives them; tiers that grow by less than 0.1 mile
+would not nest exactly, which is why the table must never shrink.
 
 Radii stop growing at 5,000 km, and short of the nearer pole: a disc around a pole is not a
 polygon in longitude/latitude. For a case in China both limits are beyond the country.
@@ -130,8 +134,9 @@ class _TiersReach:
     cap_m: float
 
     def discs(self, elapsed_s: float) -> list[ReachDisc]:
+        # The table's radii are used as given, not stepped: a tier is a rule, not an estimate.
         radius_m = self.policy.radius_km(elapsed_s / 3600.0) * 1000.0
-        return [ReachDisc(self.lat, self.lon, stepped_radius_m(radius_m, self.cap_m), "tier")]
+        return [ReachDisc(self.lat, self.lon, min(radius_m, self.cap_m), "tier")]
 
 
 @dataclass(frozen=True)

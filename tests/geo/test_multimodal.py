@@ -1,0 +1,120 @@
+"""Multimodal reach: walking, driving and high-speed rail from Zhengzhou East."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from pyproj import Geod
+from shapely.geometry import Point
+
+from geo import (
+    Category,
+    InvalidPolicyError,
+    LastSeen,
+    MultimodalPolicy,
+    SearchArea,
+    load_rail_sample,
+)
+
+GEOD = Geod(ellps="WGS84")
+SEEN = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+ZHENGZHOU_EAST = (34.7586, 113.7755)
+RAIL = load_rail_sample()
+
+BEIJING_WEST = (39.8949, 116.3218)
+BEIJING_SOUTH = (39.8651, 116.3785)
+TIANANMEN = (39.9087, 116.3975)
+WUHAN_STATION = (30.6073, 114.4247)
+WUHAN_CENTRE = (30.5928, 114.3055)
+# In the Sichuan Basin, south of Chengdu: no sample line comes within 400 km.
+FAR_FROM_EVERY_LINE = (29.0, 103.2)
+
+
+def _within(area, lat_lon) -> bool:  # type: ignore[no-untyped-def]
+    return bool(area.geometry.contains(Point(lat_lon[1], lat_lon[0])))
+
+
+def _distance_to_lines_km(lat: float, lon: float) -> float:
+    best = np.inf
+    for _, path in RAIL.line_paths():
+        for (lon1, lat1), (lon2, lat2) in zip(path[:-1], path[1:], strict=True):
+            points = GEOD.npts(lon1, lat1, lon2, lat2, 200)
+            xs = np.array([lon1] + [p[0] for p in points] + [lon2])
+            ys = np.array([lat1] + [p[1] for p in points] + [lat2])
+            _, _, d = GEOD.inv(np.full(xs.size, lon), np.full(ys.size, lat), xs, ys)
+            best = min(best, float(np.min(d)))
+    return best / 1000
+
+
+def test_three_hours_after_zhengzhou_east_the_area_reaches_beijing_and_wuhan_by_rail() -> None:
+    model = SearchArea(
+        LastSeen(*ZHENGZHOU_EAST, SEEN),
+        policy=MultimodalPolicy(rail=RAIL),
+        category=Category("vehicle_abduction"),
+    )
+
+    area = model.area(SEEN + timedelta(hours=3))
+
+    for place in (BEIJING_WEST, BEIJING_SOUTH, TIANANMEN, WUHAN_STATION, WUHAN_CENTRE):
+        assert _within(area, place)
+    assert not _within(area, FAR_FROM_EVERY_LINE)
+    assert _distance_to_lines_km(*FAR_FROM_EVERY_LINE) >= 400
+    # Beijing is ~620 km away: beyond any road reach in 3 h, so rail took it there.
+    assert (
+        GEOD.inv(ZHENGZHOU_EAST[1], ZHENGZHOU_EAST[0], BEIJING_WEST[1], BEIJING_WEST[0])[2]
+        > 600_000
+    )
+    assert any(d.mode == "rail" for d in area.discs)
+
+
+def test_without_rail_three_hours_reach_neither_beijing_nor_wuhan() -> None:
+    model = SearchArea(LastSeen(*ZHENGZHOU_EAST, SEEN), policy=MultimodalPolicy())
+
+    area = model.area(SEEN + timedelta(hours=3))
+
+    assert not _within(area, BEIJING_WEST) and not _within(area, WUHAN_STATION)
+    # 3 h at 120 km/h over a circuity of 1.2 is 300 km as the crow flies.
+    (drive,) = area.discs
+    assert drive.mode == "driving" and drive.radius_m == pytest.approx(300_000, abs=90)
+
+
+def test_a_lost_toddler_walks_only_and_is_capped_by_the_lost_person_statistics() -> None:
+    model = SearchArea(
+        LastSeen(*ZHENGZHOU_EAST, SEEN), MultimodalPolicy(rail=RAIL), Category.LOST_CHILD_1_3
+    )
+
+    half_hour = model.area(SEEN + timedelta(minutes=30))
+    day = model.area(SEEN + timedelta(hours=24))
+
+    assert [d.mode for d in day.discs] == ["walking"]
+    assert half_hour.discs[0].radius_m == pytest.approx(1_000, abs=90)
+    assert day.discs[0].radius_m == pytest.approx(2_000, abs=90)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"driving_kmh": -5.0}, "driving_kmh must be greater than zero, got -5.0"),
+        ({"walking_kmh": 0.0}, "walking_kmh must be greater than zero"),
+        ({"road_circuity": 0.8}, "must be 1 or more"),
+        ({"boarding_min": -1.0}, "boarding_min must be zero or more"),
+        ({"headway_wait_fraction": 2.0}, "within 0..1"),
+    ],
+)
+def test_impossible_speeds_and_times_are_refused(setting: dict, message: str) -> None:
+    with pytest.raises(InvalidPolicyError, match=message):
+        MultimodalPolicy(**setting)
+
+
+def test_waiting_for_trains_shrinks_the_rail_reach() -> None:
+    eager = SearchArea(LastSeen(*ZHENGZHOU_EAST, SEEN), MultimodalPolicy(rail=RAIL))
+    patient = SearchArea(
+        LastSeen(*ZHENGZHOU_EAST, SEEN), MultimodalPolicy(rail=RAIL, headway_wait_fraction=1.0)
+    )
+
+    at = SEEN + timedelta(hours=3)
+
+    assert patient.area(at).area_km2 < eager.area(at).area_km2
+    assert patient.area(at).geometry.difference(eager.area(at).geometry).area < 1e-9
