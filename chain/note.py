@@ -24,6 +24,7 @@ import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -187,17 +188,17 @@ class Signer:
         self.key_id = key_id(name, self.signature_type, self.public_key)
 
     @classmethod
-    def generate(cls, name: str) -> Signer:
+    def generate(cls, name: str) -> Self:
         return cls(name, Ed25519PrivateKey.generate())
 
     @classmethod
-    def from_seed(cls, name: str, seed: bytes) -> Signer:
+    def from_seed(cls, name: str, seed: bytes) -> Self:
         if len(seed) != 32:
             raise NoteError(f"an Ed25519 seed must be 32 bytes, got {len(seed)}")
         return cls(name, Ed25519PrivateKey.from_private_bytes(seed))
 
     @classmethod
-    def from_skey(cls, skey: str) -> Signer:
+    def from_skey(cls, skey: str) -> Self:
         """Parse ``PRIVATE+KEY+<name>+<hex key ID>+<base64(type || seed)>``."""
         prefix = "PRIVATE+KEY+"
         if not skey.startswith(prefix):

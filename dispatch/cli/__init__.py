@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from dispatch.cli import broker
+from dispatch.cli import broker, ledger, witness
 
 app = typer.Typer(
     name="wayhome",
@@ -18,13 +18,14 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Alert dispatch for missing children: report once, reach everyone inside, close the loop."""
 
 
 broker.register(app)
+ledger.register(app)
+witness.register(app)
 
 
 def main() -> None:
