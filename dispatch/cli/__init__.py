@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from dispatch.cli import broker, ledger, witness
+from dispatch.cli import broker, ledger, reach, witness
 
 app = typer.Typer(
     name="wayhome",
@@ -26,6 +26,7 @@ def _root() -> None:
 broker.register(app)
 ledger.register(app)
 witness.register(app)
+reach.register(app)
 
 
 def main() -> None:
