@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,8 +41,72 @@ class Settings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on.")
     http_port: int = Field(default=8080, ge=0, le=65535, description="Port of the HTTP API.")
     broker_host: str = Field(default="127.0.0.1", description="Address of the embedded broker.")
-    broker_port: int = Field(default=9092, ge=0, le=65535, description="Port of the embedded broker.")
+    broker_port: int = Field(
+        default=9092, ge=0, le=65535, description="Port of the embedded broker."
+    )
     log_level: str = Field(default="INFO", description="Level of wayhome's own log lines.")
+
+    # dispatch
+    delivery_guarantee: Literal["auto", "exactly_once", "at_least_once"] = Field(
+        default="auto",
+        description=(
+            "How the dispatcher commits: exactly_once uses Kafka transactions; at_least_once "
+            "re-sends after a crash and relies on stable notice ids for dedupe. auto picks "
+            "at_least_once on the embedded broker (it has no transactions), exactly_once otherwise."
+        ),
+    )
+    tick_schedule: str = Field(
+        default="0h=1m,3h=5m,24h=30m,72h=2h",
+        description=(
+            "When open cases tick: comma-separated 'elapsed=interval' steps (units s, m, h), "
+            "from the last-seen time. The default ticks every minute in the first three hours."
+        ),
+    )
+    partitions: int = Field(
+        default=4, ge=1, le=256, description="Partitions of the topics wayhome creates."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Replication factor of the topics wayhome creates."
+    )
+    notice_batch_size: int = Field(
+        default=2000, ge=1, le=20000, description="Recipients carried by one notice message."
+    )
+    fetch_max_wait_ms: int | None = Field(
+        default=None,
+        ge=0,
+        le=10000,
+        description="Consumers' fetch wait; unset: 50 on the embedded broker, 200 otherwise.",
+    )
+    worker_id: str = Field(
+        default="dispatcher-0",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="Stable name of this dispatcher worker; also its Kafka transactional id.",
+    )
+    transaction_timeout_ms: int = Field(
+        default=15000, ge=1000, description="How long a dead worker's open transaction is kept."
+    )
+    clock_speed: float = Field(
+        default=1.0, gt=0, description="Speed of the service clock; above 1 for simulations."
+    )
+    public_url: str | None = Field(
+        default=None, description="Base URL the API is reached at; unset: http://HOST:PORT."
+    )
+
+    def base_url(self) -> str:
+        """Where the API can be reached, for links shown to people."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    def exactly_once(self, embedded: bool) -> bool:
+        """Whether the dispatcher should use Kafka transactions on this broker."""
+        if self.delivery_guarantee == "auto":
+            return not embedded
+        return self.delivery_guarantee == "exactly_once"
+
+    def fetch_wait_ms(self, embedded: bool) -> int:
+        """The consumers' ``fetch_max_wait_ms`` on this broker."""
+        if self.fetch_max_wait_ms is not None:
+            return self.fetch_max_wait_ms
+        return 50 if embedded else 200
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from dispatch.cli import broker, ledger, reach, witness
+from dispatch.cli import broker, ledger, reach, serve, tokens, witness
 
 app = typer.Typer(
     name="wayhome",
@@ -27,6 +27,8 @@ broker.register(app)
 ledger.register(app)
 witness.register(app)
 reach.register(app)
+serve.register(app)
+tokens.register(app)
 
 
 def main() -> None:

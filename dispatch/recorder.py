@@ -1,0 +1,108 @@
+"""The recorder: one signed log entry per dispatch, from the ``dispatches`` topic to the ledger.
+
+The dispatcher cannot append to the log inside its Kafka transaction (the log is a SQLite or
+PostgreSQL store, not a topic), so it puts each dispatch's record (``chain.entries``: case,
+tick, time, area digest, recipient count and pseudonym root) on ``dispatches`` in the same
+transaction as the notices. The recorder, one per log (the log has one sequencer), reads those
+records with ``read_committed`` and appends them:
+
+1. on start, read the (case, tick) of every dispatch entry already in the log;
+2. for each record read, skip it when its (case, tick) is known (a record redelivered after a
+   crash, or written twice by an at-least-once dispatcher), else sign and append it;
+3. integrate the batch (the sequencer signs a checkpoint), then commit the Kafka offsets.
+
+A crash between 2 and 3 re-reads records already in the log, which step 2 drops. So the log
+holds exactly one entry per committed dispatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from chain.entries import parse_entry
+
+logger = logging.getLogger(__name__)
+
+
+class Recorder:
+    """Appends the committed dispatch records of ``dispatches`` to a ``chain.Ledger``."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        ledger: Any,
+        *,
+        group_id: str = "wayhome-recorder",
+        fetch_max_wait_ms: int = 200,
+    ) -> None:
+        self.ledger = ledger
+        self.topic = topic
+        self.recorded: set[tuple[str, int]] = set()
+        self.appended = 0
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def _known_dispatches(self) -> None:
+        size = self.ledger.size
+        for start in range(0, size, 1024):
+            for entry in self.ledger.entries(start, min(size, start + 1024)):
+                record = parse_entry(entry).record
+                if record.get("kind") == "dispatch":
+                    self.recorded.add((record["case"], int(record["tick"])))
+
+    async def start(self) -> None:
+        self._known_dispatches()
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="recorder")
+        logger.info("recorder started known_dispatches=%d", len(self.recorded))
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200, max_records=500)
+            if not batch:
+                self.ledger.tick()
+                continue
+            for records in batch.values():
+                for message in records:
+                    self._record(message.value, message.offset)
+            self.ledger.flush()
+            await self._consumer.commit()
+
+    def _record(self, value: bytes | None, offset: int) -> None:
+        try:
+            record = json.loads(value or b"")
+            key = (record["case"], int(record["tick"]))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("unreadable dispatch record skipped offset=%d", offset)
+            return
+        if key in self.recorded:
+            logger.debug("dispatch already in the log case=%s tick=%d", *key)
+            return
+        self.ledger.append_record(record)
+        self.recorded.add(key)
+        self.appended += 1
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self._consumer.stop()
+        with contextlib.suppress(Exception):
+            self.ledger.flush()
