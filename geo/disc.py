@@ -13,7 +13,7 @@ How the polygon is built:
    distance from the centre to points at 1/4, 1/2 and 3/4 of every edge (``Geod.inv``).
 3. The vertices are pushed outward by 1.25 times the largest measured sag plus 5 cm, which
    leaves margin for the unsampled parts of each edge. If that push, plus any outward bulge,
-   would exceed the overshoot budget, ``n`` doubles and the measure starts over.
+   would exceed the overshoot budget, ``n`` grows by half and the measure starts over.
 4. The measure is the expensive part (an inverse geodesic per sample), and its result is the
    same for every disc of a latitude band (1 degree) and radius band (a quarter octave), so it
    is done once per band, at the band's worst corner, and cached; a disc then costs one direct
@@ -66,6 +66,7 @@ _TARGET_SAG_M = 40.0
 _SAG_SAFETY = 1.25
 _PUSH_FLOOR_M = 0.05
 _MIN_VERTICES = 16
+_VERTEX_QUANTUM = 16
 _MAX_VERTICES = 1 << 16
 _EDGE_FRACTIONS = np.array([0.25, 0.5, 0.75])
 _RADIUS_BANDS_PER_OCTAVE = 4
@@ -146,7 +147,7 @@ def _plan(latitude_band: int, radius_band: int) -> tuple[int, float] | None:
         push_m = _SAG_SAFETY * sag_in_m + _PUSH_FLOOR_M
         if push_m + _SAG_SAFETY * bulge_m <= DISC_OVERSHOOT_BUDGET_M or n >= _MAX_VERTICES:
             return n, push_m
-        n *= 2
+        n = _more_vertices(n)
 
 
 def _measure_plan(lat: float, radius_m: float) -> tuple[int, float]:
@@ -157,19 +158,20 @@ def _measure_plan(lat: float, radius_m: float) -> tuple[int, float]:
         push_m = _SAG_SAFETY * sag_in_m + _PUSH_FLOOR_M
         if push_m + _SAG_SAFETY * bulge_m <= DISC_OVERSHOOT_BUDGET_M or n >= _MAX_VERTICES:
             return n, push_m
-        n *= 2
+        n = _more_vertices(n)
 
 
 def _initial_vertex_count(radius_m: float) -> int:
     # Chord sag of a regular n-gon is r(1 - cos(pi/n)) ~ r pi^2 / (2 n^2).
     wanted = math.pi * math.sqrt(radius_m / (2.0 * _TARGET_SAG_M))
-    n = _MIN_VERTICES
-    while n < wanted:
-        n *= 2
-    return n
+    return max(_MIN_VERTICES, _VERTEX_QUANTUM * math.ceil(wanted / _VERTEX_QUANTUM))
 
 
-@functools.lru_cache(maxsize=32)
+def _more_vertices(n: int) -> int:
+    return _VERTEX_QUANTUM * math.ceil(1.5 * n / _VERTEX_QUANTUM)
+
+
+@functools.lru_cache(maxsize=512)
 def _azimuths(n: int) -> np.ndarray:
     # Decreasing azimuth runs north, west, south, east: counter-clockwise in lon/lat.
     az = -360.0 * np.arange(n, dtype=float) / n
