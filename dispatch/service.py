@@ -126,6 +126,7 @@ class Service:
                 self.bootstrap_servers,
                 self.topics.dispatches,
                 self.ledger,
+                group_id=f"{settings.topic_prefix}recorder",
                 fetch_max_wait_ms=fetch_wait_ms,
             )
             await self.recorder.start()
@@ -136,6 +137,7 @@ class Service:
                 bootstrap_servers=self.bootstrap_servers,
                 topics=self.topics,
                 worker_id=settings.worker_id,
+                group_id=f"{settings.topic_prefix}dispatch",
                 exactly_once=settings.exactly_once(self.embedded),
                 schedule=TickSchedule.parse(settings.tick_schedule),
                 batch_size=settings.notice_batch_size,
@@ -155,19 +157,9 @@ class Service:
 
         self.hub = SseHub()
         if self.run_delivery:
-            from dispatch.notices.delivery import run_delivery_worker
-
             store = open_delivery_store(settings.database_url, data_dir)
             self._delivery_task = asyncio.create_task(
-                run_delivery_worker(
-                    bootstrap_servers=self.bootstrap_servers,
-                    store=store,
-                    secrets=derived_secrets(key),
-                    topic_prefix=settings.topic_prefix,
-                    hub=self.hub,
-                    stop=self._delivery_stop,
-                ),
-                name="delivery",
+                self._deliver(store, derived_secrets(key), fetch_wait_ms), name="delivery"
             )
 
         # (5) the API
@@ -207,6 +199,47 @@ class Service:
             settings.exactly_once(self.embedded),
         )
         return self
+
+    async def _deliver(self, store: Any, secrets: Any, fetch_wait_ms: int) -> None:
+        """One delivery worker (``dispatch.notices``) until the service stops.
+
+        Composed here rather than with ``run_delivery_worker`` because that one asks for an
+        idempotent producer, which the embedded broker refuses.
+        """
+        from dispatch.notices.delivery import Deliverer, DeliveryWorker
+        from dispatch.notices.webhook import WebhookSender
+
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_idempotence=not self.embedded and self.settings.exactly_once(False),
+            acks="all",
+            linger_ms=5,
+        )
+        await producer.start()
+        try:
+            async with WebhookSender(secrets, max_connections=64) as webhooks:
+                deliverer = Deliverer(
+                    store,
+                    webhooks,
+                    hub=self.hub,
+                    producer=producer,
+                    dead_topic=self.topics.notices_dead,
+                )
+                worker = DeliveryWorker(
+                    deliverer,
+                    bootstrap_servers=self.bootstrap_servers,
+                    topic=self.topics.notices,
+                    group_id=f"{self.settings.topic_prefix}delivery",
+                    poll_timeout_ms=max(fetch_wait_ms, 50),
+                )
+                await worker.start()
+                try:
+                    while not self._delivery_stop.is_set():
+                        await worker.poll_once()
+                finally:
+                    await worker.stop()
+        finally:
+            await producer.stop()
 
     async def _health(self) -> dict[str, Any]:
         dispatcher = self.dispatcher

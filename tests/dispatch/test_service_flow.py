@@ -1,0 +1,208 @@
+"""A case end to end through the running service, on Apache Kafka and on the embedded broker.
+
+File → Alert by webhook and SSE; a device moving into the area alerted on its update; the next
+tick reaching further; a sighting → Update to everyone alerted; the resolution → Cancel to
+exactly the alerted set, once each; the log verifies and holds one entry per dispatch; the
+case's private fields appear on no topic and in no notice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from chain.entries import parse_entry
+from chain.verify import verify_store
+from dispatch.clock import ManualClock
+from dispatch.service import Service, service_key
+from dispatch.settings import Settings
+from tests.dispatch.harness import (
+    START,
+    ApiServer,
+    SseClient,
+    WebhookReceiver,
+    case_body,
+    device,
+    eventually,
+    prefix,
+    received,
+)
+
+BROKERS = [
+    pytest.param("kafka_bootstrap", marks=pytest.mark.kafka, id="kafka"),
+    pytest.param("tansu_bootstrap", marks=pytest.mark.tansu, id="tansu"),
+]
+
+
+async def _topic_values(bootstrap: str, topic: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        batch = await consumer.getmany(timeout_ms=3000)
+        for records in batch.values():
+            values += [r.value or b"" for r in records]
+    finally:
+        await consumer.stop()
+    return values
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
+    broker: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    bootstrap = request.getfixturevalue(broker)
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        data_dir=tmp_path,
+        topic_prefix=prefix(),
+        partitions=2,
+        fetch_max_wait_ms=50,
+        worker_id=f"flow-{broker[:5]}-{tmp_path.name[-12:]}",
+        delivery_guarantee="exactly_once" if broker == "kafka_bootstrap" else "at_least_once",
+    )
+    clock = ManualClock(START)
+    service = await Service(settings, clock).start()
+    receiver = await WebhookReceiver(service_key(tmp_path)).start()
+    assert service.app is not None and service.tokens is not None
+    api = await ApiServer(service.app).start()
+    police = {"Authorization": f"Bearer {service.tokens.create('police')}"}
+    platform_token = service.tokens.create("platform")
+    platform = {"Authorization": f"Bearer {platform_token}"}
+    hook = {"kind": "webhook", "url": receiver.url}
+    sse = None
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+            # Subscribers: four near the last-seen point, one 150 km out, one far away.
+            near = {"w1": 10, "w2": 30, "w3": 60, "zh1": 40}
+            for name, km in near.items():
+                language = "zh" if name == "zh1" else "en"
+                response = await client.post(
+                    "/v1/subscribers",
+                    headers=platform,
+                    json=device(name, km, hook, language=language),
+                )
+                assert response.status_code == 201, response.text
+            for name, km, channel in (
+                ("s1", 20, {"kind": "sse"}),
+                ("mid", 150, hook),
+                ("far", 900, hook),
+            ):
+                response = await client.post(
+                    "/v1/subscribers", headers=platform, json=device(name, km, channel)
+                )
+                assert response.status_code == 201, response.text
+            assert service.dispatcher is not None
+            await eventually(lambda: len(service.dispatcher.directory) == 7, what="subscribers")
+            sse = await SseClient(f"{api.url}/v1/subscribers/s1/notices", platform_token).start()
+
+            # (1) file: the first tick runs at once; 100 km tier.
+            response = await client.post("/v1/cases", headers=police, json=case_body("c-flow"))
+            assert response.status_code == 201, response.text
+            await eventually(
+                lambda: (
+                    set(received(receiver.notices, "Alert")) == set(near) and len(sse.notices) == 1
+                ),
+                what="the first alerts",
+            )
+            assert sse.notices[0]["type"] == "Alert"
+            zh = next(n for n in receiver.notices if n["subscriber_id"] == "zh1")
+            assert zh["language"] == "zh"
+
+            # (2) a device moving into the area is alerted on its update, before any tick.
+            response = await client.put(
+                "/v1/subscribers/far", headers=platform, json=device("far", 5, hook)
+            )
+            assert response.status_code == 200, response.text
+            await eventually(
+                lambda: received(receiver.notices, "Alert")["far"] == 1,
+                what="the moved device's alert",
+            )
+
+            # (3) the next tick, past one hour since last seen: the 200 km tier reaches "mid".
+            clock.advance(timedelta(minutes=31))
+            await eventually(
+                lambda: received(receiver.notices, "Alert")["mid"] == 1,
+                what="the second tier's alert",
+            )
+
+            # (4) a sighting: an Update to everyone alerted.
+            sighting = {"lat": 34.7466, "lon": 113.70, "time": clock.now().isoformat()}
+            response = await client.post(
+                "/v1/cases/c-flow/sightings", headers=police, json=sighting
+            )
+            assert response.status_code == 202, response.text
+            alerted = set(near) | {"far", "mid"}
+            await eventually(
+                lambda: (
+                    set(received(receiver.notices, "Update")) == alerted
+                    and any(n["type"] == "Update" for n in sse.notices)
+                ),
+                what="the updates",
+            )
+
+            # (5) the resolution: a Cancel to exactly the alerted, on each one's channel.
+            response = await client.post(
+                "/v1/cases/c-flow/resolution", headers=police, json={"outcome": "found"}
+            )
+            assert response.status_code == 202, response.text
+            await eventually(
+                lambda: (
+                    set(received(receiver.notices, "Cancel")) == alerted
+                    and any(n["type"] == "Cancel" for n in sse.notices)
+                ),
+                what="the cancels",
+            )
+            await eventually(
+                lambda: (
+                    service.view is not None
+                    and service.view.get("c-flow") is not None
+                    and service.view.get("c-flow").status == "resolved"
+                ),  # type: ignore[union-attr]
+                what="the resolved state",
+            )
+            summary = (await client.get("/v1/cases/c-flow", headers=police)).json()
+            assert summary["status"] == "resolved" and summary["alerted"] == 7
+
+        # Once each: no subscriber got any notice twice, nobody outside was told anything.
+        for msg_type in ("Alert", "Update", "Cancel"):
+            counts = received(receiver.notices, msg_type)
+            assert set(counts.values()) == {1}, (msg_type, counts)
+            assert set(counts) == alerted - {"s1"}
+        assert [n["type"] for n in sse.notices] == ["Alert", "Update", "Cancel"]
+        assert receiver.bad_signatures == 0
+        cancel = next(n for n in receiver.notices if n["type"] == "Cancel")
+        assert cancel["references"], "a Cancel refers to the notices it cancels"
+
+        # One log entry per dispatch: first tick, move, second tick, sighting, cancel.
+        assert service.recorder is not None
+        await eventually(lambda: service.recorder.appended == 5, what="the log entries")
+        service.ledger.flush()
+        report = verify_store(service.ledger.store)
+        records = [parse_entry(e).record for e in service.ledger.entries(0, service.ledger.size)]
+        ticks = sorted(r["tick"] for r in records if r["kind"] == "dispatch")
+        assert ticks == [0, 1, 2, 3, 4] and report.entries == 5
+        assert sum(r["recipients"]["count"] for r in records) == 7 + 7 + 7
+
+        # Private fields travel nowhere: not on cases, not in notices, not in the log.
+        for topic in ("cases", "notices", "dispatch.state", "dispatches"):
+            for value in await _topic_values(bootstrap, f"{settings.topic_prefix}{topic}"):
+                assert b"Wang Xiaoming" not in value and b"410102201901010011" not in value
+        assert "Wang Xiaoming" not in json.dumps(receiver.notices + sse.notices)
+    finally:
+        if sse is not None:
+            await sse.stop()
+        await api.stop()
+        await receiver.stop()
+        await service.stop()
