@@ -55,7 +55,9 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     except ServiceError as exc:
         pytest.fail(f"Apache Kafka could not start for the tests: {exc}", pytrace=False)
     _announce(
-        request.config, f"Apache Kafka {broker.version} started on {broker.bootstrap_servers}"
+        request.config,
+        f"Apache Kafka {broker.version} started on {broker.bootstrap_servers} "
+        f"(KRaft, one node; ready in {broker.startup_s:.1f} s)",
     )
     try:
         yield broker.bootstrap_servers
@@ -76,7 +78,7 @@ def postgis_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
     _announce(
         request.config,
         f"PostgreSQL {PG_MAJOR} + PostGIS {server.postgis_version} started on "
-        f"{server.host}:{server.port}",
+        f"{server.host}:{server.port} (ready in {server.startup_s:.1f} s)",
     )
     try:
         yield server.dsn
