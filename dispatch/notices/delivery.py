@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,7 +113,6 @@ class Deliverer:
         self.concurrency = concurrency
         self.flush_interval_s = flush_interval_ms / 1000
         self.source = source
-        self._slots = asyncio.Semaphore(concurrency)
         self._settled: list[tuple[str, Outcome]] = []
         self._last_flush = time.monotonic()
 
@@ -130,7 +130,7 @@ class Deliverer:
     async def deliver(self, batches: Iterable[NoticeBatch]) -> DeliveryReport:
         """Deliver every pending recipient of ``batches``; returns once all are recorded."""
         report = DeliveryReport()
-        tasks = []
+        pending: deque[tuple[NoticeRenderer, Recipient, str]] = deque()
         for batch in batches:
             renderer = NoticeRenderer(batch)
             ids = [batch.delivery_id(recipient) for recipient in batch.recipients]
@@ -139,10 +139,20 @@ class Deliverer:
             for recipient, delivery_id in zip(batch.recipients, ids, strict=True):
                 if delivery_id not in done:
                     done.add(delivery_id)  # a recipient listed twice in a batch gets it once
-                    tasks.append(self._deliver_one(renderer, recipient, delivery_id, report))
-        await asyncio.gather(*tasks)
+                    pending.append((renderer, recipient, delivery_id))
+
+        # A fixed pool of senders drains the queue: no task per recipient, no semaphore queue.
+        senders = min(self.concurrency, len(pending))
+        await asyncio.gather(*(self._drain(pending, report) for _ in range(senders)))
         self.flush()
         return report
+
+    async def _drain(
+        self, pending: deque[tuple[NoticeRenderer, Recipient, str]], report: DeliveryReport
+    ) -> None:
+        while pending:
+            renderer, recipient, delivery_id = pending.popleft()
+            await self._deliver_one(renderer, recipient, delivery_id, report)
 
     async def _deliver_one(
         self,
@@ -151,30 +161,27 @@ class Deliverer:
         delivery_id: str,
         report: DeliveryReport,
     ) -> None:
-        async with self._slots:
-            try:
-                reason = await self._send(renderer, recipient, delivery_id)
-            except Exception as exc:  # one recipient must not stop the batch
-                reason = f"delivery failed unexpectedly ({exc.__class__.__name__})"
-                logger.exception("delivery failed delivery_id=%s", delivery_id)
+        try:
+            reason = await self._send(renderer, recipient, delivery_id)
+        except Exception as exc:  # one recipient must not stop the batch
+            reason = f"delivery failed unexpectedly ({exc.__class__.__name__})"
+            logger.exception("delivery failed delivery_id=%s", delivery_id)
 
-            if reason is None:
-                report.delivered += 1
-                report.by_channel[recipient.channel] = (
-                    report.by_channel.get(recipient.channel, 0) + 1
-                )
-                self._settle(delivery_id, "delivered")
-                return
+        if reason is None:
+            report.delivered += 1
+            report.by_channel[recipient.channel] = report.by_channel.get(recipient.channel, 0) + 1
+            self._settle(delivery_id, "delivered")
+            return
 
-            await self._park(renderer.batch, recipient, delivery_id, reason)
-            report.dead += 1
-            self._settle(delivery_id, "dead")
+        await self._park(renderer.batch, recipient, delivery_id, reason)
+        report.dead += 1
+        self._settle(delivery_id, "dead")
 
     async def _send(
         self, renderer: NoticeRenderer, recipient: Recipient, delivery_id: str
     ) -> str | None:
         """Sends one notice; None when it was delivered, else the reason it was not."""
-        body = renderer.body(recipient)
+        body = renderer.body(recipient, delivery_id)
 
         if recipient.channel == "webhook":
             assert recipient.target is not None  # the model requires a URL for webhooks

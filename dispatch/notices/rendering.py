@@ -94,10 +94,10 @@ class NoticeRenderer:
             self._shared[text.language] = shared
         return shared
 
-    def body(self, recipient: Recipient) -> bytes:
-        """The JSON notice for ``recipient`` as UTF-8 bytes."""
+    def body(self, recipient: Recipient, delivery_id: str | None = None) -> bytes:
+        """The JSON notice for ``recipient`` as UTF-8 bytes (``delivery_id`` if computed)."""
         own: dict[str, Any] = {
-            "id": self.batch.delivery_id(recipient),
+            "id": delivery_id or self.batch.delivery_id(recipient),
             "subscriber_id": recipient.subscriber_id,
         }
         references = self.batch.references_for(recipient)
