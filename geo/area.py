@@ -159,10 +159,12 @@ class SearchArea:
         if previous < self.last_seen.time:
             return Area.of(current.geometry, kind="ring", at=at, previous=previous)
 
+        # The earlier area lies inside the later one (see geo.policies), so the ring's area is
+        # the difference of the two: no second geodesic measure of a ring full of holes.
         before = self.area(previous)
-        return Area.of(
-            current.geometry.difference(before.geometry), kind="ring", at=at, previous=previous
-        )
+        geometry = polygonal(current.geometry.difference(before.geometry))
+        ring_km2 = max(0.0, current.area_km2 - before.area_km2)
+        return Area(geometry, ring_km2, kind="ring", at=at, previous=previous)
 
     def with_sighting(self, sighting: LastSeen) -> SearchArea:
         """The model restarted from a newer sighting; added perimeters and the mask stay.

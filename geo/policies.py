@@ -239,12 +239,11 @@ class _MultimodalReach:
         slack_m = DISC_OVERSHOOT_BUDGET_M + 1.0
         inside_drive = self._to_station_m[reached] + radii_m + slack_m <= drive_m
         kept: list[int] = []
-        distances = network.station_distances_m
+        distances = network.station_distances_m[np.ix_(reached, reached)]
         for k in np.argsort(-radii_m, kind="stable"):
             if inside_drive[k]:
                 continue
-            i = reached[k]
-            if any(distances[i, reached[j]] + radii_m[k] + slack_m <= radii_m[j] for j in kept):
+            if kept and np.any(distances[k, kept] + radii_m[k] + slack_m <= radii_m[kept]):
                 continue
             kept.append(int(k))
 
