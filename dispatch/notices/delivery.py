@@ -265,6 +265,7 @@ class DeliveryWorker:
         group_id: str = "wayhome-delivery",
         max_batches: int = 64,
         poll_timeout_ms: int = 500,
+        isolation_level: str = "read_committed",
     ) -> None:
         self.deliverer = deliverer
         self.topic = topic
@@ -276,6 +277,9 @@ class DeliveryWorker:
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # A dispatcher writing notices in transactions may abort a tick it will redo;
+            # only committed batches are delivered.
+            isolation_level=isolation_level,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
         )
@@ -352,15 +356,20 @@ async def run_delivery_worker(
     retry: RetryPolicy | None = None,
     concurrency: int = 64,
     flush_interval_ms: float = 20.0,
+    enable_idempotence: bool = True,
     stop: asyncio.Event | None = None,
 ) -> DeliveryReport:
     """Run one delivery worker until ``stop`` is set (or the task is cancelled).
 
-    It owns its Kafka producer (idempotent, acks from all replicas), webhook connection pool
-    and consumer; ``store`` and ``hub`` are the caller's, shared with the API in ``serve``.
+    It owns its Kafka producer (acks from all replicas; idempotent unless the broker, like the
+    embedded one, refuses it), webhook connection pool and consumer; ``store`` and ``hub`` are
+    the caller's, shared with the API in ``serve``.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=5
+        bootstrap_servers=bootstrap_servers,
+        enable_idempotence=enable_idempotence,
+        acks="all",
+        linger_ms=5,
     )
     await producer.start()
     try:
