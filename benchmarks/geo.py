@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS, Geod, Transformer
 from rich.console import Console
 from rich.table import Table
 from shapely.geometry import Point, Polygon
@@ -46,7 +46,20 @@ def _centres(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return lat, lon, radius_m
 
 
-def time_discs() -> tuple[float, float, float, float]:
+def boundary_coverage(
+    polygons: list, lat: np.ndarray, lon: np.ndarray, radius_m: np.ndarray
+) -> float:
+    """Share of points on the true geodesic circles (256 per disc) that the polygons cover."""
+    geod = Geod(ellps="WGS84")
+    az = np.linspace(0.0, 360.0, 256, endpoint=False)
+    covered = 0
+    for polygon, a, b, r in zip(polygons, lat, lon, radius_m, strict=True):
+        x, y, _ = geod.fwd(np.full(az.size, b), np.full(az.size, a), az, np.full(az.size, r))
+        covered += int(shapely.covers(polygon, shapely.points(np.column_stack([x, y]))).sum())
+    return covered / (az.size * len(polygons))
+
+
+def time_discs() -> tuple[float, float, float, float, float]:
     lat, lon, radius_m = _centres(DISCS)
     t = time.perf_counter()
     ours = [disc(a, b, r) for a, b, r in zip(lat, lon, radius_m, strict=True)]
@@ -62,7 +75,10 @@ def time_discs() -> tuple[float, float, float, float]:
         sum(len(p.exterior.coords) for p in peer) / DISCS,
     )
     print(f"mean vertices per disc: geo {vertices[0]:.0f}, aeqd {vertices[1]:.0f}")
-    return ours_cold_s, ours_s, peer_s, vertices[0]
+    sample = slice(0, 200)
+    ours_cover = boundary_coverage(ours[sample], lat[sample], lon[sample], radius_m[sample])
+    peer_cover = boundary_coverage(peer[sample], lat[sample], lon[sample], radius_m[sample])
+    return ours_cold_s, ours_s, peer_s, ours_cover, peer_cover
 
 
 def time_ticks() -> dict[str, tuple[float, float, float]]:
@@ -103,7 +119,7 @@ def time_ticks() -> dict[str, tuple[float, float, float]]:
 
 def main() -> None:
     console = Console(width=120)
-    cold_s, ours_s, peer_s, _ = time_discs()
+    cold_s, ours_s, peer_s, ours_cover, peer_cover = time_discs()
     ticks = time_ticks()
 
     table = Table(title="geo: discs and ticks, wayhome beside a per-call aeqd buffer")
@@ -120,6 +136,12 @@ def main() -> None:
         f"{cold_s * 1e3:.0f} ms",
         f"{peer_s * 1e3:.0f} ms",
         f"{peer_s / cold_s:.1f}x faster",
+    )
+    table.add_row(
+        "true circle points covered (200 discs x 256)",
+        f"{ours_cover:.1%}",
+        f"{peer_cover:.1%}",
+        "",
     )
     for kind, label in (("ring", "tick: ring(previous, at)"), ("area", "tick: area(at) alone")):
         median_ms, worst_ms, cpu_ms = ticks[kind]

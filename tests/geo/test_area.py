@@ -39,7 +39,7 @@ MODEL = _multimodal()
 minutes = st.integers(min_value=0, max_value=8 * 60)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(first=minutes, second=minutes)
 def test_the_area_never_shrinks_as_time_passes(first: int, second: int) -> None:
     early, late = sorted((first, second))
@@ -51,7 +51,7 @@ def test_the_area_never_shrinks_as_time_passes(first: int, second: int) -> None:
     assert a1.geometry.difference(a2.geometry).area == pytest.approx(0.0, abs=1e-9)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(first=minutes, second=minutes)
 def test_the_ring_and_the_earlier_area_make_the_later_area(first: int, second: int) -> None:
     early, late = sorted((first, second))
@@ -198,3 +198,24 @@ def test_category_names_are_checked() -> None:
     with pytest.raises(InvalidPolicyError, match="category must be one of"):
         Category("teleported")
     assert Category("lost_child_1_3").on_foot_only
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    lat=st.floats(min_value=20.0, max_value=45.0),
+    lon=st.floats(min_value=100.0, max_value=122.0),
+    category=st.sampled_from(list(Category)),
+    first=minutes,
+    second=minutes,
+)
+def test_areas_grow_from_any_origin_in_any_category(
+    lat: float, lon: float, category: Category, first: int, second: int
+) -> None:
+    early, late = sorted((first, second))
+    model = SearchArea(LastSeen(lat, lon, SEEN), MultimodalPolicy(rail=RAIL), category)
+
+    a1 = model.area(SEEN + timedelta(minutes=early))
+    a2 = model.area(SEEN + timedelta(minutes=late))
+
+    assert a1.geometry.difference(a2.geometry).area == 0.0
+    assert a2.area_km2 >= a1.area_km2

@@ -48,7 +48,7 @@ def _contains_pole(lat: float, lon: float, radius_m: float) -> bool:
 radii_m = st.floats(min_value=math.log(10.0), max_value=math.log(2_000_000.0)).map(math.exp)
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     lat=st.floats(min_value=-80.0, max_value=80.0),
     lon=st.floats(min_value=-180.0, max_value=180.0),
@@ -129,3 +129,21 @@ def test_discs_of_the_same_radius_differ_only_by_longitude() -> None:
 
     np.testing.assert_allclose(a[:, 0] + 10.0, b[:, 0], atol=1e-9)
     np.testing.assert_allclose(a[:, 1], b[:, 1], atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lat=st.floats(min_value=-80.0, max_value=80.0),
+    lon=st.floats(min_value=-180.0, max_value=180.0),
+    steps=st.integers(min_value=1, max_value=20_000),
+)
+def test_a_disc_lies_inside_the_disc_one_radius_step_larger(
+    lat: float, lon: float, steps: int
+) -> None:
+    # The reach model's monotone areas rest on this: overshoot (<= 70 m) < step (90 m).
+    radius_m = steps * 90.0
+    assume(not _contains_pole(lat, lon, radius_m + 90.0))
+
+    inner, outer = disc(lat, lon, radius_m), disc(lat, lon, radius_m + 90.0)
+
+    assert inner.difference(outer).area == 0.0
