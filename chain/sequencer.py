@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from chain.checkpoint import Checkpoint, sign_checkpoint
 from chain.errors import EntryError, ProofError, StoreError
-from chain.merkle import consistency_proof, leaf_hashes, verify_consistency
+from chain.merkle import consistency_proof, fold_nodes, leaf_hashes, verify_consistency
 from chain.note import Signer
 from chain.store import LogStore, StoredCheckpoint, TreeState
 from chain.tiles import MAX_ENTRY_BYTES
@@ -71,6 +71,7 @@ class Sequencer:
 
     def recover(self) -> StoredCheckpoint:
         """Sign the persisted tree if the last run stopped before signing it."""
+        self._check_state(self.state)
         latest = self.store.latest_checkpoint()
         if latest is None or latest.size < self.state.size:
             if latest is not None:
@@ -118,6 +119,7 @@ class Sequencer:
         if not self.pending:
             latest = self.store.latest_checkpoint()
             return latest if latest is not None else self._sign(self.state)
+        self._check_state(self.state)
         batch, self.pending = self.pending, []
         rows, state = self.tree.plan_append(self.state, leaf_hashes(batch))
         # (1): entries, tree rows and tree state, in one transaction.
@@ -127,7 +129,16 @@ class Sequencer:
         # (2): only then the signature.
         return self._sign(state)
 
+    def _check_state(self, state: TreeState) -> None:
+        """Refuse to grow a tree whose right edge no longer gives its root."""
+        if state.size and fold_nodes(state.edge) != state.root:
+            raise StoreError(
+                f"the stored tree of size {state.size} is not consistent with its own root; "
+                "the tree tables were altered, and nothing more will be appended or signed"
+            )
+
     def _sign(self, state: TreeState) -> StoredCheckpoint:
+        self._check_state(state)
         latest = self.store.latest_checkpoint()
         if latest is not None:
             self._check_extends(latest, state)

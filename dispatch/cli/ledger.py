@@ -31,7 +31,7 @@ from chain.note import Verifier, b64encode, parse_note
 from chain.verify import follow, verify_store
 from chain.witness import add_checkpoint_request
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> typer.Exit:

@@ -39,7 +39,10 @@ def witness_app(witness: Witness) -> FastAPI:
             cosignature = witness.add_checkpoint(body)
         except WitnessError as exc:
             if exc.status == 409 and exc.size is not None:
-                return Response(f"{exc.size}\n", status_code=409, media_type="text/x.tlog.size")
+                # Set verbatim: the spec wants exactly this type, no charset parameter.
+                return Response(
+                    f"{exc.size}\n", status_code=409, headers={"Content-Type": "text/x.tlog.size"}
+                )
             return Response(f"{exc}\n", status_code=exc.status, media_type="text/plain")
         return Response(cosignature, media_type="text/plain; charset=utf-8")
 

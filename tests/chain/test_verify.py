@@ -1,0 +1,190 @@
+"""``wayhome ledger verify``: a whole log checked from its directory or from its tiles over
+HTTP, and every way of tampering with it named."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from typer.testing import CliRunner
+
+from chain import Ledger, LogReader
+from chain.errors import StoreError
+from chain.merkle import leaf_hash
+from chain.note import Signer
+from dispatch.cli import app
+from dispatch.ledger_http import ledger_router
+from tests.chain.conftest import serve
+
+ORIGIN = "ledger.example.org/test"
+runner = CliRunner()
+WAYHOME = [sys.executable, "-c", "from dispatch.cli import main; main()"]
+
+
+def _make_log(directory: Path, n: int = 600, signer: Signer | None = None, tag: str = "") -> str:
+    with Ledger.init(directory, ORIGIN, signer=signer, batch_size=128) as log:
+        log.append_many([f"entry {i}{tag}".encode() for i in range(n)])
+        log.flush()
+        return log.vkey
+
+
+def _verify(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["ledger", "verify", *args])
+    return result.exit_code, result.output
+
+
+def _sql(directory: Path, *statements: str) -> None:
+    with sqlite3.connect(directory / "log.db") as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_an_untouched_log_verifies_in_a_real_process(tmp_path: Path) -> None:
+    _make_log(tmp_path / "log")
+    done = subprocess.run(
+        [*WAYHOME, "ledger", "verify", "--dir", str(tmp_path / "log")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "600 entries, 6 checkpoint(s)" in done.stdout
+
+
+def test_an_altered_entry_is_named(tmp_path: Path) -> None:
+    _make_log(tmp_path / "log")
+    _sql(tmp_path / "log", "UPDATE entries SET data = X'00' WHERE idx = 137")
+    code, output = _verify("--dir", str(tmp_path / "log"))
+    assert code == 1
+    assert "entry 137" in output and "altered" in output
+
+
+def test_a_dropped_entry_is_named(tmp_path: Path) -> None:
+    _make_log(tmp_path / "log")
+    _sql(tmp_path / "log", "DELETE FROM entries WHERE idx = 300")
+    code, output = _verify("--dir", str(tmp_path / "log"))
+    assert code == 1
+    assert "entry 300 is missing" in output
+
+
+def test_two_reordered_entries_are_named(tmp_path: Path) -> None:
+    _make_log(tmp_path / "log")
+    _sql(
+        tmp_path / "log",
+        "UPDATE entries SET idx = -1 WHERE idx = 41",
+        "UPDATE entries SET idx = 41 WHERE idx = 42",
+        "UPDATE entries SET idx = 42 WHERE idx = -1",
+    )
+    code, output = _verify("--dir", str(tmp_path / "log"))
+    assert code == 1
+    assert "entry 41" in output
+
+
+def test_an_entry_rewritten_with_its_leaf_hash_is_caught_by_the_signed_root(tmp_path: Path) -> None:
+    _make_log(tmp_path / "log")
+    with sqlite3.connect(tmp_path / "log" / "log.db") as conn:
+        conn.execute("UPDATE entries SET data = ? WHERE idx = 37", (b"rewritten",))
+        (row,) = conn.execute("SELECT data FROM hashes WHERE level = 0 AND chunk = 0").fetchone()
+        row = row[: 37 * 32] + leaf_hash(b"rewritten") + row[38 * 32 :]
+        conn.execute("UPDATE hashes SET data = ? WHERE level = 0 AND chunk = 0", (row,))
+    code, output = _verify("--dir", str(tmp_path / "log"))
+    assert code == 1
+    assert "do not hash to the root signed" in output
+    assert "32..47" in output
+
+
+def test_a_forged_checkpoint_signature_is_caught(tmp_path: Path) -> None:
+    _make_log(tmp_path / "log")
+    with sqlite3.connect(tmp_path / "log" / "log.db") as conn:
+        (note,) = conn.execute("SELECT note FROM checkpoints WHERE size = 256").fetchone()
+        conn.execute(
+            "UPDATE checkpoints SET note = ? WHERE size = 256", (note.replace("256", "255", 1),)
+        )
+    code, output = _verify("--dir", str(tmp_path / "log"))
+    assert code == 1
+    assert "does not verify" in output or "altered" in output
+
+
+def test_a_log_whose_key_was_swapped_fails_against_the_pinned_key(tmp_path: Path) -> None:
+    vkey = _make_log(tmp_path / "log")
+    other = Signer.generate(ORIGIN)
+    _sql(tmp_path / "log", f"UPDATE meta SET value = '{other.vkey()}' WHERE key = 'vkey'")
+    code, output = _verify("--dir", str(tmp_path / "log"), "--vkey", vkey)
+    assert code == 1
+    assert "is not the expected" in output
+
+
+def _server(directory: Path) -> FastAPI:
+    api = FastAPI()
+    api.include_router(ledger_router(lambda: LogReader.open(directory)), prefix="/ledger")
+    return api
+
+
+def test_a_log_followed_over_http_verifies_and_remembers_its_checkpoint(tmp_path: Path) -> None:
+    vkey = _make_log(tmp_path / "log", n=700)
+    state = tmp_path / "seen.json"
+    with serve(_server(tmp_path / "log")) as url:
+        code, output = _verify("--url", url + "/ledger", "--vkey", vkey, "--state", str(state))
+        assert code == 0, output
+        assert "700 entries" in output
+        with Ledger.open(tmp_path / "log") as log:
+            log.append_many([b"more %d" % i for i in range(100)])
+        code, output = _verify("--url", url + "/ledger", "--vkey", vkey, "--state", str(state))
+        assert code == 0, output
+    assert len(json.loads(state.read_text())) == 2
+
+
+def test_an_entry_altered_behind_the_server_is_named_over_http(tmp_path: Path) -> None:
+    vkey = _make_log(tmp_path / "log")
+    _sql(tmp_path / "log", "UPDATE entries SET data = X'00' WHERE idx = 513")
+    with serve(_server(tmp_path / "log")) as url:
+        code, output = _verify("--url", url + "/ledger", "--vkey", vkey)
+    assert code == 1
+    assert "entry 513" in output
+
+
+def test_a_fork_served_under_the_same_key_is_caught_by_a_checkpoint_seen_before(
+    tmp_path: Path,
+) -> None:
+    signer = Signer.generate(ORIGIN)
+    vkey = _make_log(tmp_path / "honest", signer=signer)
+    _make_log(tmp_path / "fork", n=650, signer=signer, tag=" (forked)")
+    state = tmp_path / "seen.json"
+    with serve(_server(tmp_path / "honest")) as url:
+        assert _verify("--url", url + "/ledger", "--vkey", vkey, "--state", str(state))[0] == 0
+    with serve(_server(tmp_path / "fork")) as url:
+        code, output = _verify("--url", url + "/ledger", "--vkey", vkey, "--state", str(state))
+    assert code == 1
+    assert "do not hash to the root signed at size 600" in output
+
+
+def test_the_router_serves_tiles_checkpoints_and_proofs(tmp_path: Path) -> None:
+    import httpx
+
+    _make_log(tmp_path / "log", n=300)
+    with serve(_server(tmp_path / "log")) as url, httpx.Client(base_url=url + "/ledger") as client:
+        checkpoint = client.get("/checkpoint")
+        assert checkpoint.headers["content-type"] == "text/plain; charset=utf-8"
+        assert checkpoint.text.startswith(ORIGIN + "\n300\n")
+        tile = client.get("/tile/0/001.p/44")
+        assert tile.headers["content-type"] == "application/octet-stream"
+        assert len(tile.content) == 44 * 32
+        assert "immutable" in tile.headers["cache-control"]
+        assert client.get("/tile/entries/000").status_code == 200
+        assert client.get("/tile/0/001").status_code == 404
+        assert client.get("/tile/0/1").status_code == 400
+        assert client.get("/proof/7").text.startswith("c2sp.org/tlog-proof@v1\nindex 7\n")
+        assert client.get("/proof/7?size=256").text.count("\n256\n") == 1
+        assert client.get("/proof/7?size=255").status_code == 404
+        assert client.get("/proof/300").status_code == 400
+        assert len(client.get("/proof/consistency/256/300").text.splitlines()) > 0
+
+
+def test_a_reader_of_a_directory_without_a_log_says_so(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="init"):
+        LogReader.open(tmp_path / "nothing")
