@@ -175,8 +175,13 @@ class RailNetwork:
                 yield line.name, np.column_stack([self._lon[idx], self._lat[idx]])
 
 
+@functools.cache
 def load_rail_sample() -> RailNetwork:
-    """The shipped sample: China's Beijing-Guangzhou, Beijing-Shanghai and Xuzhou-Lanzhou lines."""
+    """The shipped sample: China's Beijing-Guangzhou, Beijing-Shanghai and Xuzhou-Lanzhou lines.
+
+    Loaded once per process and shared: a network is immutable, and sharing it shares the
+    distances it caches.
+    """
     text = resources.files("geo.data").joinpath(_SAMPLE).read_text(encoding="utf-8")
     return _from_geojson(json.loads(text), _SAMPLE)
 
