@@ -1,0 +1,481 @@
+"""Who is inside: wayhome's SubscriberIndex beside geopandas, shapely, H3 and PostGIS.
+
+Run::
+
+    python -m benchmarks.subscribers                      # 10 M subscribers, PostGIS at 1 M
+    python -m benchmarks.subscribers --n 1000000 --postgis-rows 200000 --repeat 10
+
+Every peer answers the same questions, in the same process, on the same synthetic subscribers
+(``subscribers.synthetic``, seed 0): geodesic discs of 5, 50 and 300 km around Zhengzhou from
+``geo.disc``, and the 50-60 km ring (``disc(60 km) - disc(50 km)``, as ``geo`` publishes it).
+The reference set is ``shapely.contains_xy`` over every point; each method's symmetric
+difference from it is reported beside its median latitude.
+
+- geopandas ``sjoin(predicate="within")`` with the points' spatial index built beforehand;
+- shapely ``STRtree`` over the points, ``query(area, predicate="contains")``;
+- H3 (v4): every point's res-9 cell, sorted; a query covers the disc with ``grid_disk`` at the
+  finest resolution whose cover stays under ~20,000 cells, and takes each cover cell's res-9
+  descendants as one ``searchsorted`` range (inexact at the edge, by construction);
+- PostGIS: a table of ``--postgis-rows`` points loaded with COPY, GiST indexes on the geography
+  and on its geometry cast; ``ST_DWithin`` on the geography (a true geodesic disc) and
+  ``ST_Intersects`` on the geometry. Compared with wayhome on the same rows.
+
+Also measured: index build time from arrays, bytes per subscriber, and location updates
+applied per second (batches of 100,000, compactions included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from rich.console import Console
+from rich.table import Table
+
+from geo import disc
+from subscribers import SubscriberIndex, synthetic
+
+ZHENGZHOU_LAT, ZHENGZHOU_LON = 34.75778, 113.64861
+RADII_KM = (5, 50, 300)
+
+console = Console()
+
+
+@dataclass
+class Measure:
+    """Median seconds of one method on one query, and how far its answer is from the truth."""
+
+    seconds: float
+    symdiff: int
+    found: int
+
+
+@dataclass
+class Results:
+    rows: dict[str, dict[str, Measure]] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)
+
+    def put(self, query: str, method: str, measure: Measure) -> None:
+        self.rows.setdefault(query, {})[method] = measure
+
+
+def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """Median wall time of ``repeat`` calls after one warm-up call, and the last result."""
+    result = fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def symdiff(found: np.ndarray, truth: np.ndarray) -> int:
+    return len(np.setxor1d(found, truth, assume_unique=False))
+
+
+def queries() -> dict[str, Any]:
+    areas = {f"disc {r} km": disc(ZHENGZHOU_LAT, ZHENGZHOU_LON, r * 1000.0) for r in RADII_KM}
+    outer = disc(ZHENGZHOU_LAT, ZHENGZHOU_LON, 60_000.0)
+    inner = disc(ZHENGZHOU_LAT, ZHENGZHOU_LON, 50_000.0)
+    areas["ring 50-60 km"] = outer.difference(inner)
+    return areas
+
+
+def radius_of(name: str) -> tuple[float, float]:
+    """(inner, outer) radius in metres of a named query (inner 0 for a disc)."""
+    if name.startswith("ring"):
+        return 50_000.0, 60_000.0
+    return 0.0, float(name.split()[1]) * 1000.0
+
+
+# -- wayhome --------------------------------------------------------------------------------
+
+
+def bench_wayhome(
+    keys: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    areas: dict[str, Any],
+    truths: dict[str, np.ndarray],
+    repeat: int,
+    results: Results,
+    label: str = "wayhome",
+) -> SubscriberIndex:
+    start = time.perf_counter()
+    index = SubscriberIndex.from_arrays(keys, lon, lat)
+    build_s = time.perf_counter() - start
+    if label == "wayhome":
+        results.facts["build (s)"] = f"{build_s:.2f}"
+        results.facts["bytes per subscriber"] = f"{index.nbytes / len(index):.1f}"
+    for name, area in areas.items():
+        seconds, found = median_time(lambda area=area: index.inside(area), repeat)
+        results.put(name, label, Measure(seconds, symdiff(found, truths[name]), len(found)))
+    return index
+
+
+def bench_updates(
+    index: SubscriberIndex,
+    keys: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    areas: dict[str, Any],
+    results: Results,
+    batches: int = 10,
+    batch: int = 100_000,
+) -> None:
+    rng = np.random.default_rng(42)
+    lon, lat = lon.copy(), lat.copy()
+    elapsed = 0.0
+    for _ in range(batches):
+        # Most devices drift a few hundred metres; one in ten turns up somewhere else.
+        who = rng.choice(len(keys), batch, replace=False)
+        new_lon = lon[who] + rng.normal(0.0, 0.003, batch)
+        new_lat = lat[who] + rng.normal(0.0, 0.003, batch)
+        far = rng.random(batch) < 0.1
+        elsewhere = rng.integers(0, len(keys), int(far.sum()))
+        new_lon[far], new_lat[far] = lon[elsewhere], lat[elsewhere]
+        np.clip(new_lon, -180.0, 180.0, out=new_lon)
+        np.clip(new_lat, -90.0, 90.0, out=new_lat)
+        start = time.perf_counter()
+        index.update(keys[who], new_lon, new_lat)
+        elapsed += time.perf_counter() - start
+        lon[who], lat[who] = new_lon, new_lat
+    results.facts["updates applied per second"] = f"{batches * batch / elapsed:,.0f}"
+
+    area = areas["disc 50 km"]
+    found = index.inside(area)
+    truth = keys[shapely.contains_xy(area, lon, lat)]
+    results.facts["symdiff after updates (50 km)"] = str(symdiff(found, truth))
+
+
+# -- shapely and geopandas ------------------------------------------------------------------
+
+
+def bench_shapely_and_geopandas(
+    keys: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    areas: dict[str, Any],
+    truths: dict[str, np.ndarray],
+    repeat: int,
+    results: Results,
+) -> None:
+    import geopandas
+
+    points = shapely.points(lon, lat)
+    start = time.perf_counter()
+    tree = shapely.STRtree(points)
+    results.facts["STRtree build (s)"] = f"{time.perf_counter() - start:.2f}"
+    for name, area in areas.items():
+        seconds, found = median_time(
+            lambda area=area, tree=tree: keys[tree.query(area, predicate="contains")],
+            max(3, repeat // 4),
+        )
+        results.put(name, "STRtree", Measure(seconds, symdiff(found, truths[name]), len(found)))
+    del tree
+    gc.collect()
+
+    frame = geopandas.GeoDataFrame({"key": keys}, geometry=points, crs="EPSG:4326")
+    del points
+    start = time.perf_counter()
+    frame.sindex  # noqa: B018 - builds the spatial index sjoin then uses
+    results.facts["geopandas sindex build (s)"] = f"{time.perf_counter() - start:.2f}"
+    for name, area in areas.items():
+        target = geopandas.GeoDataFrame(geometry=[area], crs="EPSG:4326")
+
+        def run(target: Any = target, frame: Any = frame) -> np.ndarray:
+            joined = geopandas.sjoin(frame, target, predicate="within", how="inner")
+            return joined["key"].to_numpy()
+
+        seconds, found = median_time(run, 3)
+        results.put(
+            name, "geopandas sjoin", Measure(seconds, symdiff(found, truths[name]), len(found))
+        )
+    del frame
+    gc.collect()
+
+
+# -- H3 --------------------------------------------------------------------------------------
+
+H3_POINT_RES = 9
+_H3_RES_SHIFT = np.uint64(52)
+_H3_RES_MASK = np.uint64(0xF) << _H3_RES_SHIFT
+
+
+def h3_descendant_range(cells: np.ndarray, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last res-9 descendants of res-``res`` cells (3-bit digits, 7 = unused)."""
+    lo = (cells & ~_H3_RES_MASK) | (np.uint64(H3_POINT_RES) << _H3_RES_SHIFT)
+    hi = lo.copy()
+    for digit_res in range(res + 1, H3_POINT_RES + 1):
+        shift = np.uint64((15 - digit_res) * 3)
+        lo &= ~(np.uint64(7) << shift)
+        hi = (hi & ~(np.uint64(7) << shift)) | (np.uint64(6) << shift)
+    return lo, hi
+
+
+def bench_h3(
+    keys: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    areas: dict[str, Any],
+    truths: dict[str, np.ndarray],
+    repeat: int,
+    results: Results,
+) -> None:
+    from h3.api import basic_int as h3
+
+    start = time.perf_counter()
+    cells = np.fromiter(
+        (
+            h3.latlng_to_cell(y, x, H3_POINT_RES)
+            for x, y in zip(lon.tolist(), lat.tolist(), strict=True)
+        ),
+        dtype=np.uint64,
+        count=len(lon),
+    )
+    order = np.argsort(cells)
+    cells, cell_keys = cells[order], keys[order]
+    results.facts["H3 build (s)"] = f"{time.perf_counter() - start:.2f}"
+    centre = h3.latlng_to_cell(ZHENGZHOU_LAT, ZHENGZHOU_LON, H3_POINT_RES)
+
+    for name in areas:
+        inner_m, outer_m = radius_of(name)
+        res = H3_POINT_RES
+        while True:
+            step_m = np.sqrt(3.0) * h3.average_hexagon_edge_length(res, unit="m")
+            k = int(np.ceil(outer_m / step_m))
+            if 3 * k * k <= 20_000 or res == 0:
+                break
+            res -= 1
+
+        def run(
+            res: int = res, k: int = k, step_m: float = step_m, inner_m: float = inner_m
+        ) -> np.ndarray:
+            centre_cell = h3.cell_to_parent(centre, res)
+            cover = set(h3.grid_disk(centre_cell, k))
+            if inner_m:
+                cover -= set(h3.grid_disk(centre_cell, int(inner_m // step_m)))
+            lo, hi = h3_descendant_range(np.fromiter(cover, dtype=np.uint64, count=len(cover)), res)
+            starts = np.searchsorted(cells, lo, side="left")
+            ends = np.searchsorted(cells, hi, side="right")
+            return np.concatenate(
+                [cell_keys[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+            )
+
+        seconds, found = median_time(run, repeat)
+        results.put(name, "H3", Measure(seconds, symdiff(found, truths[name]), len(found)))
+
+
+# -- PostGIS ---------------------------------------------------------------------------------
+
+
+def bench_postgis(
+    keys: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    areas: dict[str, Any],
+    repeat: int,
+    results: Results,
+) -> None:
+    import psycopg
+
+    from tests.services.postgis import start_postgis
+
+    server = start_postgis()
+    try:
+        with psycopg.connect(server.dsn, autocommit=True) as db:
+            start = time.perf_counter()
+            db.execute("CREATE TABLE bench_raw (key bigint, lon float8, lat float8)")
+            with db.cursor().copy("COPY bench_raw (key, lon, lat) FROM STDIN") as copy:
+                buffer = io.StringIO()
+                np.savetxt(
+                    buffer, np.c_[keys, lon, lat], fmt=["%d", "%.17g", "%.17g"], delimiter="\t"
+                )
+                copy.write(buffer.getvalue())
+            db.execute(
+                "CREATE TABLE bench AS SELECT key, "
+                "ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography AS position FROM bench_raw"
+            )
+            db.execute("CREATE INDEX ON bench USING gist (position)")
+            db.execute("CREATE INDEX ON bench USING gist ((position::geometry))")
+            db.execute("VACUUM ANALYZE bench")
+            results.facts["PostGIS load + index (s)"] = f"{time.perf_counter() - start:.1f}"
+
+            for name, area in areas.items():
+                inner_m, outer_m = radius_of(name)
+                wkb = shapely.to_wkb(area)
+                truth = keys[shapely.contains_xy(area, lon, lat)]
+
+                def fetch(sql: str, params: tuple[Any, ...]) -> np.ndarray:
+                    row = db.execute(sql, params, binary=True).fetchone()
+                    return np.array(row[0] or [], dtype=np.int64)
+
+                intersects_sql = (
+                    "SELECT array_agg(key) FROM bench WHERE "
+                    "ST_Intersects(position::geometry, ST_GeomFromWKB(%s, 4326))"
+                )
+                seconds, found = median_time(
+                    lambda wkb=wkb, sql=intersects_sql: fetch(sql, (wkb,)), repeat
+                )
+                results.put(
+                    name,
+                    "PostGIS ST_Intersects",
+                    Measure(seconds, symdiff(found, truth), len(found)),
+                )
+
+                centre = f"SRID=4326;POINT({ZHENGZHOU_LON} {ZHENGZHOU_LAT})"
+                within_sql = (
+                    "SELECT array_agg(key) FROM bench WHERE ST_DWithin(position, %s::geography, %s)"
+                )
+                if inner_m:
+                    within_sql += " AND NOT ST_DWithin(position, %s::geography, %s)"
+                params: tuple[Any, ...] = (centre, outer_m) + ((centre, inner_m) if inner_m else ())
+                seconds, found = median_time(
+                    lambda params=params, sql=within_sql: fetch(sql, params), repeat
+                )
+                results.put(
+                    name, "PostGIS ST_DWithin", Measure(seconds, symdiff(found, truth), len(found))
+                )
+    finally:
+        server.stop()
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def report(results: Results, n: int, postgis_rows: int) -> str:
+    main_peers = ["geopandas sjoin", "STRtree", "H3"]
+    pg_peers = ["PostGIS ST_Intersects", "PostGIS ST_DWithin"]
+    lines = [
+        "| query | wayhome p50 ms (symdiff) | "
+        + " | ".join(f"{p} p50 ms (symdiff) · ratio" for p in main_peers)
+        + f" | wayhome @{postgis_rows:,} ms | "
+        + " | ".join(f"{p} @{postgis_rows:,} ms (symdiff) · ratio" for p in pg_peers)
+        + " |",
+        "|---" * (3 + len(main_peers) + len(pg_peers)) + "|",
+    ]
+    table = Table(title=f"who is inside: {n:,} synthetic subscribers (PostGIS at {postgis_rows:,})")
+    table.add_column("query")
+    table.add_column("wayhome ms")
+    for peer in main_peers:
+        table.add_column(f"{peer} ms (×)")
+    table.add_column(f"wayhome @{postgis_rows:,}")
+    for peer in pg_peers:
+        table.add_column(f"{peer} ms (×)")
+
+    for name, row in results.rows.items():
+        ours = row["wayhome"]
+        ours_small = row.get("wayhome (PostGIS rows)")
+        cells = [f"{ms(ours.seconds)} ({ours.symdiff}) · {ours.found:,} found"]
+        shown = [f"{ms(ours.seconds)} [{ours.symdiff}]"]
+        for peer in main_peers:
+            theirs = row.get(peer)
+            if theirs is None:
+                cells.append("–")
+                shown.append("–")
+                continue
+            ratio = theirs.seconds / ours.seconds
+            cells.append(f"{ms(theirs.seconds)} ({theirs.symdiff}) · **{ratio:,.0f}×**")
+            shown.append(f"{ms(theirs.seconds)} [{theirs.symdiff}] ({ratio:,.0f}×)")
+        cells.append(
+            "–" if ours_small is None else f"{ms(ours_small.seconds)} ({ours_small.symdiff})"
+        )
+        shown.append(
+            "–" if ours_small is None else f"{ms(ours_small.seconds)} [{ours_small.symdiff}]"
+        )
+        for peer in pg_peers:
+            theirs = row.get(peer)
+            if theirs is None or ours_small is None:
+                cells.append("–")
+                shown.append("–")
+                continue
+            ratio = theirs.seconds / ours_small.seconds
+            cells.append(f"{ms(theirs.seconds)} ({theirs.symdiff}) · **{ratio:,.0f}×**")
+            shown.append(f"{ms(theirs.seconds)} [{theirs.symdiff}] ({ratio:,.0f}×)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        table.add_row(name, *shown)
+
+    console.print(table)
+    facts = Table(title="index facts")
+    facts.add_column("measure")
+    facts.add_column("value")
+    for key, value in results.facts.items():
+        facts.add_row(key, value)
+    console.print(facts)
+    lines.append("")
+    lines.extend(f"- {key}: {value}" for key, value in results.facts.items())
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000_000, help="synthetic subscribers")
+    parser.add_argument(
+        "--postgis-rows", type=int, default=1_000_000, help="rows loaded into PostGIS"
+    )
+    parser.add_argument("--repeat", type=int, default=30, help="timed runs per wayhome query")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["geopandas", "h3", "postgis"])
+    parser.add_argument("--markdown", help="also write the table as Markdown to this file")
+    args = parser.parse_args(argv)
+
+    results = Results()
+    console.print(f"generating {args.n:,} synthetic subscribers")
+    start = time.perf_counter()
+    keys, lon, lat = synthetic.generate(args.n, seed=0)
+    results.facts["synthetic generate (s)"] = f"{time.perf_counter() - start:.2f}"
+    areas = queries()
+    truths = {
+        name: np.sort(keys[shapely.contains_xy(area, lon, lat)]) for name, area in areas.items()
+    }
+
+    console.print("wayhome")
+    index = bench_wayhome(keys, lon, lat, areas, truths, args.repeat, results)
+    if "h3" not in args.skip:
+        console.print("H3")
+        bench_h3(keys, lon, lat, areas, truths, args.repeat, results)
+    if "geopandas" not in args.skip:
+        console.print("shapely STRtree and geopandas sjoin")
+        bench_shapely_and_geopandas(keys, lon, lat, areas, truths, args.repeat, results)
+    if "postgis" not in args.skip:
+        rows = min(args.postgis_rows, args.n)
+        sub = slice(0, rows)
+        console.print(f"PostGIS with {rows:,} rows, and wayhome on the same rows")
+        small_truths = {
+            name: np.sort(keys[sub][shapely.contains_xy(area, lon[sub], lat[sub])])
+            for name, area in areas.items()
+        }
+        bench_wayhome(
+            keys[sub],
+            lon[sub],
+            lat[sub],
+            areas,
+            small_truths,
+            args.repeat,
+            results,
+            label="wayhome (PostGIS rows)",
+        )
+        bench_postgis(keys[sub], lon[sub], lat[sub], areas, max(5, args.repeat // 3), results)
+    console.print("location updates")
+    bench_updates(index, keys, lon, lat, areas, results)
+
+    text = report(results, args.n, min(args.postgis_rows, args.n))
+    if args.markdown:
+        with open(args.markdown, "w") as out:
+            out.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
