@@ -96,15 +96,15 @@ class NoticeRenderer:
 
     def body(self, recipient: Recipient, delivery_id: str | None = None) -> bytes:
         """The JSON notice for ``recipient`` as UTF-8 bytes (``delivery_id`` if computed)."""
-        own: dict[str, Any] = {
-            "id": delivery_id or self.batch.delivery_id(recipient),
-            "subscriber_id": recipient.subscriber_id,
-        }
+        own = (
+            f'{{"id":"{delivery_id or self.batch.delivery_id(recipient)}",'
+            f'"subscriber_id":{json.dumps(recipient.subscriber_id, ensure_ascii=False)},'
+        )
         references = self.batch.references_for(recipient)
         if references:
-            own["references"] = [
+            listed = [
                 {"sender": ref.sender, "identifier": ref.identifier, "sent": sent_to_json(ref.sent)}
                 for ref in references
             ]
-        head = json.dumps(own, ensure_ascii=False, separators=(",", ":")).encode()
-        return head[:-1] + b"," + self._shared_for(recipient.language)[1:]
+            own += f'"references":{json.dumps(listed, separators=(",", ":"))},'
+        return own.encode() + self._shared_for(recipient.language)[1:]

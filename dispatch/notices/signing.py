@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable
+from functools import lru_cache
 
 __all__ = ["SecretSource", "webhook_secret_for", "derived_secrets"]
 
@@ -37,7 +38,16 @@ def webhook_secret_for(master_key: bytes, subscriber_id: str) -> str:
     return "whsec_" + base64.b64encode(key).decode()
 
 
-def derived_secrets(master_key: bytes) -> SecretSource:
-    """A :data:`SecretSource` deriving each subscriber's secret from ``master_key``."""
+def derived_secrets(master_key: bytes, cache_size: int = 65_536) -> SecretSource:
+    """A :data:`SecretSource` deriving each subscriber's secret from ``master_key``.
+
+    The last ``cache_size`` secrets are kept, since a subscriber inside an open case's area
+    gets its Alert, Updates and Cancel from the same worker.
+    """
     webhook_secret_for(master_key, "")  # fail now, not at the first delivery, on a short key
-    return lambda subscriber_id: webhook_secret_for(master_key, subscriber_id)
+
+    @lru_cache(maxsize=cache_size)
+    def secret(subscriber_id: str) -> str:
+        return webhook_secret_for(master_key, subscriber_id)
+
+    return secret
