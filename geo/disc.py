@@ -14,6 +14,8 @@ How the polygon is built:
 3. The vertices are pushed outward by 1.25 times the largest measured sag plus 5 cm, which
    leaves margin for the unsampled parts of each edge. If that push, plus any outward bulge,
    would exceed the overshoot budget, ``n`` grows by half and the measure starts over.
+   The pushed polygon is then checked at seven points of every edge (none inside the radius,
+   none beyond the budget) before it is accepted.
 4. The measure is the expensive part (an inverse geodesic per sample), and its result is the
    same for every disc of a latitude band (1 degree) and radius band (a quarter octave), so it
    is done once per band, at the band's worst corner, and cached; a disc then costs one direct
@@ -69,6 +71,7 @@ _MIN_VERTICES = 16
 _VERTEX_QUANTUM = 16
 _MAX_VERTICES = 1 << 16
 _EDGE_FRACTIONS = np.array([0.25, 0.5, 0.75])
+_CHECK_FRACTIONS = np.arange(1, 8) / 8.0
 _RADIUS_BANDS_PER_OCTAVE = 4
 
 
@@ -139,26 +142,41 @@ def _plan(latitude_band: int, radius_band: int) -> tuple[int, float] | None:
     if top_radius_m + 2 * DISC_OVERSHOOT_BUDGET_M >= distance_m(edges[-1], 0.0, 90.0, 0.0):
         return None
 
-    n = _initial_vertex_count(top_radius_m)
-    while True:
-        sags = [_edge_sag_m(lat, 0.0, top_radius_m, n) for lat in edges]
-        sag_in_m = max(s for s, _ in sags)
-        bulge_m = max(b for _, b in sags)
-        push_m = _SAG_SAFETY * sag_in_m + _PUSH_FLOOR_M
-        if push_m + _SAG_SAFETY * bulge_m <= DISC_OVERSHOOT_BUDGET_M or n >= _MAX_VERTICES:
-            return n, push_m
-        n = _more_vertices(n)
+    return _fit(edges, top_radius_m)
 
 
 def _measure_plan(lat: float, radius_m: float) -> tuple[int, float]:
     """Vertex count and push for one disc, measured at its own latitude and radius."""
+    return _fit((lat,), radius_m)
+
+
+def _fit(lats: tuple[float, ...], radius_m: float) -> tuple[int, float]:
+    """The fewest vertices (in steps) and the push that cover ``radius_m`` within the budget.
+
+    (1) measure the sag at 1/4, 1/2, 3/4 of every edge and derive the push; (2) build the
+    pushed polygon and check it at seven points of every edge: nothing inside the radius,
+    nothing beyond the budget. Either failing adds vertices.
+    """
     n = _initial_vertex_count(radius_m)
-    while True:
-        sag_in_m, bulge_m = _edge_sag_m(lat, 0.0, radius_m, n)
-        push_m = _SAG_SAFETY * sag_in_m + _PUSH_FLOOR_M
-        if push_m + _SAG_SAFETY * bulge_m <= DISC_OVERSHOOT_BUDGET_M or n >= _MAX_VERTICES:
-            return n, push_m
+    while n < _MAX_VERTICES:
+        # (1)
+        sags = [_edge_sag_m(lat, 0.0, radius_m, n, _EDGE_FRACTIONS) for lat in lats]
+        push_m = _SAG_SAFETY * max(s for s, _ in sags) + _PUSH_FLOOR_M
+        fits = push_m + _SAG_SAFETY * max(b for _, b in sags) <= DISC_OVERSHOOT_BUDGET_M
+
+        # (2)
+        if fits:
+            pushed = [_edge_sag_m(lat, 0.0, radius_m + push_m, n, _CHECK_FRACTIONS) for lat in lats]
+            covers = all(sag_m < push_m for sag_m, _ in pushed)
+            within = all(push_m + bulge_m <= DISC_OVERSHOOT_BUDGET_M for _, bulge_m in pushed)
+            if covers and within:
+                return n, push_m
         n = _more_vertices(n)
+    raise InvalidPointError(
+        f"a disc of {radius_m / 1000:.1f} km at latitude {lats[0]} cannot be drawn within "
+        f"{DISC_OVERSHOOT_BUDGET_M:.0f} m of overshoot in longitude/latitude; use a smaller radius "
+        "or a centre farther from the pole"
+    )
 
 
 def _initial_vertex_count(radius_m: float) -> int:
@@ -188,11 +206,13 @@ def _boundary(lat: float, lon: float, radius_m: float, n: int) -> tuple[np.ndarr
     return lons, np.asarray(lats)
 
 
-def _edge_sag_m(lat: float, lon: float, radius_m: float, n: int) -> tuple[float, float]:
+def _edge_sag_m(
+    lat: float, lon: float, radius_m: float, n: int, fractions: np.ndarray
+) -> tuple[float, float]:
     """How far the polygon's edges fall inside (sag) and bulge outside the true circle."""
     lons, lats = _boundary(lat, lon, radius_m, n)
     next_lons, next_lats = np.roll(lons, -1), np.roll(lats, -1)
-    f = _EDGE_FRACTIONS[None, :]
+    f = fractions[None, :]
     px = (lons[:, None] + (next_lons - lons)[:, None] * f).ravel()
     py = (lats[:, None] + (next_lats - lats)[:, None] * f).ravel()
     m = px.size
