@@ -56,6 +56,10 @@ class DeliveryStore(Protocol):
         """Remember each ``(delivery_id, outcome)``; an id recorded before keeps its outcome."""
         ...
 
+    def outcome(self, delivery_id: str) -> Outcome | None:
+        """How ``delivery_id`` settled, or None while it has not."""
+        ...
+
     def close(self) -> None:
         """Release the store's connection."""
         ...
