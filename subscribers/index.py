@@ -461,13 +461,20 @@ class SubscriberIndex:
         self._dead += len(positions)
 
     def _delta_put(self, keys: Int64Array, lon: FloatArray, lat: FloatArray) -> None:
+        """Put sorted, distinct keys in the delta: known ones in place, new ones inserted."""
         if not len(keys):
             return
-        all_keys = np.concatenate([self._delta_keys, keys])
-        last = _last_of_each_key(all_keys)
-        self._delta_keys = all_keys[last]
-        self._delta_lon = np.concatenate([self._delta_lon, lon])[last]
-        self._delta_lat = np.concatenate([self._delta_lat, lat])[last]
+        at = np.searchsorted(self._delta_keys, keys)
+        known = np.zeros(len(keys), dtype=bool)
+        within = at < len(self._delta_keys)
+        known[within] = self._delta_keys[at[within]] == keys[within]
+        self._delta_lon[at[known]] = lon[known]
+        self._delta_lat[at[known]] = lat[known]
+        new = ~known
+        if new.any():
+            self._delta_keys = np.insert(self._delta_keys, at[new], keys[new])
+            self._delta_lon = np.insert(self._delta_lon, at[new], lon[new])
+            self._delta_lat = np.insert(self._delta_lat, at[new], lat[new])
 
     def _compact_locked(self) -> None:
         pending, dead = len(self._delta_keys), self._dead

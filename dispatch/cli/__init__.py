@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from dispatch.cli import broker, ledger, reach, serve, tokens, witness
+from dispatch.cli import broker, ledger, reach, serve, subscribers, tokens, witness
 
 app = typer.Typer(
     name="wayhome",
@@ -29,6 +29,7 @@ witness.register(app)
 reach.register(app)
 serve.register(app)
 tokens.register(app)
+subscribers.register(app)
 
 
 def main() -> None:
