@@ -170,3 +170,25 @@ def test_a_perimeter_can_replace_the_area_and_china_can_mask_it(tmp_path: Path) 
     assert not shape(json.loads(masked.stdout)["features"][0]["geometry"]).contains(
         Point(129.0, 36.0)
     )  # Korea
+
+
+def test_reach_follows_a_gtfs_timetable_given_with_rail(tmp_path: Path) -> None:
+    from tests.geo.test_rail import _gtfs_dir
+
+    feed = _gtfs_dir(tmp_path)
+    args = ["--lat", "30.0", "--lon", "110.0", "--since", "2026-12-03T07:50:00+08:00"]
+
+    result = _run(*args, "--at", "2026-12-03T09:00:00+08:00", "--rail", str(feed))
+
+    assert result.exit_code == 0, result.output
+    (area,) = json.loads(result.stdout)["features"]
+    # Charlie (32.0 N) is reached by the 08:00 train; 70 minutes by road would not get there.
+    assert shape(area["geometry"]).contains(Point(110.0, 32.05))
+
+
+def test_a_rail_file_that_cannot_be_read_gets_one_sentence(tmp_path: Path) -> None:
+    result = _run(*BASE, "--rail", str(tmp_path / "absent.zip"))
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "no GTFS feed at" in result.stderr
