@@ -242,7 +242,8 @@ class Ledger(LogReader):
         return self.sequencer.add(entry)
 
     def append_many(self, entries: Iterable[bytes]) -> list[int]:
-        return [self.sequencer.add(entry) for entry in entries]
+        """Queue many entries at once (faster than one by one); their indices."""
+        return self.sequencer.add_many(list(entries))
 
     def tick(self) -> str | None:
         """Integrate the batch if its time is up; the new signed checkpoint, or ``None``."""

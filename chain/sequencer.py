@@ -102,6 +102,26 @@ class Sequencer:
             self.integrate()
         return index
 
+    def add_many(self, entries: Sequence[bytes]) -> list[int]:
+        """Queue many entries, integrating each batch as it fills; their indices."""
+        first = self.next_index
+        at = 0
+        while at < len(entries):
+            if not self.pending:
+                self._oldest = self.clock()
+            room = self.batch_size - len(self.pending)
+            chunk = [bytes(entry) for entry in entries[at : at + room]]
+            for entry in chunk:
+                if len(entry) > MAX_ENTRY_BYTES:
+                    raise EntryError(
+                        f"an entry must be at most {MAX_ENTRY_BYTES} bytes, got {len(entry)}"
+                    )
+            self.pending.extend(chunk)
+            at += len(chunk)
+            if self.due():
+                self.integrate()
+        return list(range(first, first + len(entries)))
+
     def due(self) -> bool:
         """Whether the pending batch is full or has waited ``batch_age_ms``."""
         if not self.pending:

@@ -121,7 +121,7 @@ def test_a_log_whose_key_was_swapped_fails_against_the_pinned_key(tmp_path: Path
 
 def _server(directory: Path) -> FastAPI:
     api = FastAPI()
-    api.include_router(ledger_router(lambda: LogReader.open(directory)), prefix="/ledger")
+    api.include_router(ledger_router(LogReader.open(directory)), prefix="/ledger")
     return api
 
 

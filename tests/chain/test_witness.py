@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +23,7 @@ from dispatch.cli.witness import witness_app
 from tests.chain.conftest import serve
 
 ORIGIN = "ledger.example.org/test"
+WAYHOME = [sys.executable, "-c", "from dispatch.cli import main; main()"]
 
 
 @pytest.fixture
@@ -171,3 +176,57 @@ def test_the_log_gets_cosigned_by_a_real_witness_server(tmp_path: Path, log: Led
     policy = WitnessPolicy([witness.signer.verifier()], quorum=1)
     assert policy.check(second.output) == ["witness.example/w1"]
     assert witness.latest(ORIGIN)[0] == 47
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_witness_command_serves_add_checkpoint_over_http(tmp_path: Path, log: Ledger) -> None:
+    _grow(log, 25)
+    vkey = log.vkey
+    log.close()
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            *WAYHOME,
+            "witness",
+            "--dir",
+            str(tmp_path / "w"),
+            "--name",
+            "witness.example/cli",
+            "--log",
+            vkey,
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        witness_vkey = process.stdout.readline().strip()
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the witness did not start"
+                time.sleep(0.1)
+        result = CliRunner().invoke(
+            app, ["ledger", "cosign", "--dir", str(tmp_path / "log"), "--witness", url]
+        )
+        assert result.exit_code == 0, result.output
+        policy = WitnessPolicy([CosignatureVerifier.from_vkey(witness_vkey)], quorum=1)
+        assert policy.check(result.output) == ["witness.example/cli"]
+        stale = httpx.post(
+            url + "/add-checkpoint", content=add_checkpoint_request(0, [], result.output)
+        )
+        assert stale.status_code == 409 and stale.text == "25\n"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
