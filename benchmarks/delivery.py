@@ -10,6 +10,8 @@ a real case (Chinese and English texts, a search area of ~130 vertices).
   with bounded concurrency, and recorded in the SQLite dedupe store, under uvloop.
 - naive: what one writes first: for each notice, render it, sign it and ``httpx.post`` it,
   one after the other, a new connection each time.
+- keep-alive: the naive loop with one ``httpx.Client`` kept open, so each POST reuses its
+  connection, still one after the other.
 - httpx pool: the same loop as wayhome's but through one pooled ``httpx.AsyncClient`` with the
   same concurrency, to show why the deliverer uses aiohttp.
 
@@ -173,6 +175,21 @@ def run_naive(url: str, notices: int) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
+def run_keepalive(url: str, notices: int) -> tuple[float, float]:
+    batch = make_batch(url, notices, "keepalive")
+    secrets = derived_secrets(MASTER_KEY)
+    renderer = NoticeRenderer(batch)
+    with httpx.Client() as client:
+        started, cpu = time.perf_counter(), time.process_time()
+        for recipient in batch.recipients:
+            delivery_id = batch.delivery_id(recipient)
+            body = renderer.body(recipient, delivery_id)
+            secret = secrets(recipient.subscriber_id)
+            headers = signed_headers(secret, delivery_id, datetime.now(UTC), body)
+            client.post(url, content=body, headers=headers).raise_for_status()
+        return time.perf_counter() - started, time.process_time() - cpu
+
+
 def _notice(batch: NoticeBatch, recipient: Recipient) -> dict[str, Any]:
     from dispatch.notices import notice_for
 
@@ -205,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notices", type=int, default=20_000, help="webhooks wayhome sends")
     parser.add_argument("--naive-notices", type=int, default=500, help="webhooks the naive sends")
-    parser.add_argument("--pool-notices", type=int, default=2_000, help="for the httpx pool")
+    parser.add_argument("--pool-notices", type=int, default=2_000, help="for each httpx client")
     args = parser.parse_args(argv)
 
     import uvloop
@@ -219,6 +236,9 @@ def main(argv: list[str] | None = None) -> None:
             status.update(f"naive: {args.naive_notices:,} sequential httpx.post")
             naive = run_naive(url, args.naive_notices)
             rows.append(("naive: httpx.post, sequential", args.naive_notices, naive))
+            status.update(f"keep-alive: {args.pool_notices:,} sequential posts")
+            keepalive = run_keepalive(url, args.pool_notices)
+            rows.append(("httpx.Client keep-alive, sequential", args.pool_notices, keepalive))
             status.update(f"httpx pool: {args.pool_notices:,} webhooks")
             pool = uvloop.run(run_httpx_pool(url, args.pool_notices))
             rows.append((f"httpx.AsyncClient, {CONCURRENCY} concurrent", args.pool_notices, pool))
@@ -230,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         receiver.terminate()
         receiver.wait(10)
 
-    expected = args.notices + args.naive_notices + args.pool_notices
+    expected = args.notices + args.naive_notices + 2 * args.pool_notices
     if total != expected:
         raise RuntimeError(f"the receiver counted {total} webhooks, expected {expected}")
 
