@@ -180,3 +180,38 @@ def test_public_case_fields_are_only_public_ones() -> None:
         *("case_id", "category", "event", "texts", "urgency", "severity", "certainty"),
         *("last_seen_at", "expires", "contact", "web"),
     }
+
+
+def test_a_filed_cases_private_fields_cannot_reach_a_notice() -> None:
+    from dispatch.api.models import CaseFiling
+    from dispatch.notices.cap import notice_to_cap_bytes
+
+    filing = CaseFiling.model_validate(
+        {
+            "case_id": "case-1",
+            "category": "lost_child",
+            "last_seen": {"lat": 34.76, "lon": 113.78, "time": SENT.isoformat()},
+            "texts": [{"language": "en", "headline": "Missing girl", "description": "Red coat."}],
+            "private": PRIVATE_FIELDS,
+        }
+    )
+    # Everything the filing holds, private part included, has no place in a public case...
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        PublicCase.model_validate(filing.model_dump(exclude={"last_seen", "policy", "perimeter"}))
+
+    # ...and a public case made from its public fields renders no private value anywhere.
+    public = PublicCase(
+        case_id="case-1", category=filing.category, texts=tuple(filing.texts), contact="110"
+    )
+    recipient = Recipient(subscriber_id="s1", channel="sse")
+    batch = notice_batch([recipient]).model_copy(update={"case": public})
+    rendered = [
+        json.dumps(notice_for(batch, recipient), ensure_ascii=False),
+        NoticeRenderer(batch).body(recipient).decode(),
+        batch.to_bytes().decode(),
+        notice_to_cap_bytes(batch).decode(),
+    ]
+    for text in rendered:
+        assert "Missing girl" in text
+        for value in PRIVATE_FIELDS.values():
+            assert value not in text
