@@ -23,6 +23,12 @@ What tansu does not do, and what follows for its clients:
 - consumer-group joins take a few seconds (it waits out a rebalance delay before the first
   assignment);
 - storage is memory only: nothing survives a restart.
+
+The broker never outlives wayhome: besides the orderly stop, it is started through util-linux's
+``setpriv --pdeathsig TERM`` (when ``setpriv`` is there, as on every Debian), so that the kernel
+sends it SIGTERM if the thread that started it ends, even by SIGKILL. A crashed wayhome therefore
+leaves no broker holding the port. The flip side: start it from a thread that lives as long as
+the broker is used (:meth:`EmbeddedBroker.astart` starts it from the event loop's thread).
 """
 
 from __future__ import annotations
@@ -190,6 +196,19 @@ class EmbeddedBroker:
         """Start tansu and return once a Kafka client can create a topic on it."""
         if self.running:
             return self
+        self._spawn()
+        self._ready_or_stop()
+        return self
+
+    def _ready_or_stop(self) -> None:
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("embedded broker ready on %s", self.bootstrap_servers)
+
+    def _spawn(self) -> None:
         binary = self._binary or tansu_binary()
         if self.port == 0:
             self.port = _free_port(self.host)
@@ -209,6 +228,9 @@ class EmbeddedBroker:
             "--storage-engine=memory://tansu/",
             f"--cluster-id=wayhome-{uuid.uuid4().hex[:12]}",
         ]
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None:
+            command = [setpriv, "--pdeathsig", "TERM", "--", *command]
         with open(self._workdir / "tansu.log", "wb") as output:
             # A session of its own: Ctrl-C in a terminal reaches wayhome, which then stops
             # tansu itself, rather than both racing to exit.
@@ -220,14 +242,6 @@ class EmbeddedBroker:
                 start_new_session=True,
             )
         log.info("embedded broker starting on %s (pid %s)", url, self._process.pid)
-
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
-        log.info("embedded broker ready on %s", self.bootstrap_servers)
-        return self
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None
@@ -284,8 +298,16 @@ class EmbeddedBroker:
         return code
 
     async def astart(self) -> EmbeddedBroker:
-        """:meth:`start` without blocking the event loop."""
-        return await asyncio.to_thread(self.start)
+        """:meth:`start` without blocking the event loop.
+
+        The process starts from the loop's own thread (it lives as long as the loop), and the
+        wait for readiness runs in a worker thread.
+        """
+        if self.running:
+            return self
+        self._spawn()
+        await asyncio.to_thread(self._ready_or_stop)
+        return self
 
     async def astop(self) -> int | None:
         """:meth:`stop` without blocking the event loop."""

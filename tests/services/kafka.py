@@ -36,6 +36,7 @@ from tests.services.process import (
     port_is_open,
     stop_process,
     tail,
+    tied_to_this_thread,
 )
 
 log = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ def start_kafka(version: str | None = None, host: str = "127.0.0.1") -> KafkaBro
 
     with open(workdir / "stdout.log", "wb") as stdout:
         process = subprocess.Popen(
-            [*base, "kafka.Kafka", str(properties)],
+            tied_to_this_thread([*base, "kafka.Kafka", str(properties)]),
             stdout=stdout,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.services.process import ServiceError, free_loopback_port, stop_process, tail
+from tests.services.process import (
+    ServiceError,
+    free_loopback_port,
+    stop_process,
+    tail,
+    tied_to_this_thread,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,30 +151,18 @@ def start_postgis(host: str = "127.0.0.1") -> PostgisServer:
     account = _run_as()
     workdir = _prepare_cluster(bindir, account)
     port = free_loopback_port()
-    log_file = open(workdir / "server.log", "wb")  # noqa: SIM115 - handed to the server
-    with log_file:
+    server_command = [
+        str(bindir / "postgres"),
+        *("-D", str(workdir / "data"), "-p", str(port)),
+        *("-c", f"listen_addresses={host}", "-c", f"unix_socket_directories={workdir}"),
+        # A throwaway cluster: durability buys nothing and costs time.
+        *("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
+        *("-c", "max_connections=200", "-c", "shared_buffers=128MB"),
+    ]
+    with open(workdir / "server.log", "wb") as log_file:
+        # SIGINT is PostgreSQL's fast shutdown.
         process = subprocess.Popen(
-            [
-                str(bindir / "postgres"),
-                "-D",
-                str(workdir / "data"),
-                "-p",
-                str(port),
-                "-c",
-                f"listen_addresses={host}",
-                "-c",
-                f"unix_socket_directories={workdir}",
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=200",
-                "-c",
-                "shared_buffers=128MB",
-            ],
+            tied_to_this_thread(server_command, "INT"),
             **_as_account(account),
             cwd=workdir,
             stdin=subprocess.DEVNULL,

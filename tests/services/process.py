@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,19 @@ from pathlib import Path
 
 class ServiceError(RuntimeError):
     """A service for the tests could not be fetched, started or reached."""
+
+
+def tied_to_this_thread(command: list[str], signal_name: str = "TERM") -> list[str]:
+    """``command`` run so that the kernel sends it ``SIG<signal_name>`` when this thread ends.
+
+    Uses util-linux's ``setpriv --pdeathsig``: a test session killed outright (SIGKILL, a CI
+    time-out) then leaves no broker or database running. Without ``setpriv`` the command runs
+    as it is.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return command
+    return [setpriv, "--pdeathsig", signal_name, "--", *command]
 
 
 def free_loopback_port() -> int:
