@@ -37,7 +37,10 @@ def test_readme_has_a_settings_table() -> None:
     assert _readme_rows(), "README.md must hold the settings table between its markers"
 
 
-@pytest.mark.parametrize(("variable", "default", "meaning"), _settings_table().rows())
+_ROWS = _settings_table().rows()
+
+
+@pytest.mark.parametrize(("variable", "default", "meaning"), _ROWS, ids=[row[0] for row in _ROWS])
 def test_every_setting_is_in_the_readme_table_with_its_default(
     variable: str, default: str, meaning: str
 ) -> None:
