@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +89,9 @@ class Deliverer:
     ``producer`` is a started ``AIOKafkaProducer``: it carries platforms' notices and parked
     deliveries. It may be None when no batch has Kafka recipients and nothing fails for good
     (the benchmark's case); a delivery that then needs it fails loudly.
+
+    ``on_delivered(channel, latency_s)`` is called after each delivery with the seconds since
+    the notice was sent, and ``on_parked(topic)`` after each message parked: hooks for metrics.
     """
 
     def __init__(
@@ -102,6 +105,9 @@ class Deliverer:
         concurrency: int = 64,
         flush_interval_ms: float = 20.0,
         source: str = "wayhome/delivery",
+        on_delivered: Callable[[str, float], None] | None = None,
+        on_parked: Callable[[str], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -113,6 +119,9 @@ class Deliverer:
         self.concurrency = concurrency
         self.flush_interval_s = flush_interval_ms / 1000
         self.source = source
+        self.on_delivered = on_delivered
+        self.on_parked = on_parked
+        self._clock = clock
         self._settled: list[tuple[str, Outcome]] = []
         self._last_flush = time.monotonic()
 
@@ -131,15 +140,17 @@ class Deliverer:
         """Deliver every pending recipient of ``batches``; returns once all are recorded."""
         report = DeliveryReport()
         pending: deque[tuple[NoticeRenderer, Recipient, str]] = deque()
+        scheduled: set[str] = set()  # a delivery met twice in these batches is made once
         for batch in batches:
             renderer = NoticeRenderer(batch)
             ids = [batch.delivery_id(recipient) for recipient in batch.recipients]
             done = self.store.settled(ids)
-            report.skipped += len(done)
             for recipient, delivery_id in zip(batch.recipients, ids, strict=True):
-                if delivery_id not in done:
-                    done.add(delivery_id)  # a recipient listed twice in a batch gets it once
-                    pending.append((renderer, recipient, delivery_id))
+                if delivery_id in done or delivery_id in scheduled:
+                    report.skipped += 1
+                    continue
+                scheduled.add(delivery_id)
+                pending.append((renderer, recipient, delivery_id))
 
         # A fixed pool of senders drains the queue: no task per recipient, no semaphore queue.
         senders = min(self.concurrency, len(pending))
@@ -171,6 +182,9 @@ class Deliverer:
             report.delivered += 1
             report.by_channel[recipient.channel] = report.by_channel.get(recipient.channel, 0) + 1
             self._settle(delivery_id, "delivered")
+            if self.on_delivered is not None:
+                latency_s = (self._clock() - renderer.batch.sent).total_seconds()
+                self.on_delivered(recipient.channel, latency_s)
             return
 
         await self._park(renderer.batch, recipient, delivery_id, reason)
@@ -240,6 +254,8 @@ class Deliverer:
             value=json.dumps(value).encode(),
             key=key.encode() if key else None,
         )
+        if self.on_parked is not None:
+            self.on_parked(self.dead_topic)
 
     async def park_malformed(self, raw: bytes | None, reason: str, origin: str) -> None:
         """Park a message of ``notices`` that is not a valid batch, with the reason."""

@@ -38,6 +38,8 @@ class Rig:
     worker: DeliveryWorker
     store: SqliteDeliveryStore
     sleeps: list[float]
+    delivered: list[tuple[str, float]]
+    parked: list[str]
 
     async def publish(self, *batches: NoticeBatch) -> None:
         await produce(
@@ -62,6 +64,8 @@ async def rig(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Rig]:
         {notices_topic(prefix): 3, dead_letter_topic(prefix): 1, f"{prefix}partner": 1},
     )
     sleeps: list[float] = []
+    delivered: list[tuple[str, float]] = []
+    parked: list[str] = []
 
     async def sleep(delay_s: float) -> None:
         sleeps.append(delay_s)
@@ -72,7 +76,12 @@ async def rig(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Rig]:
     retry = RetryPolicy(attempts=3, base_ms=50, cap_ms=80)
     async with WebhookSender(derived_secrets(MASTER_KEY), retry=retry, sleep=sleep) as webhooks:
         deliverer = Deliverer(
-            store, webhooks, producer=producer, dead_topic=dead_letter_topic(prefix)
+            store,
+            webhooks,
+            producer=producer,
+            dead_topic=dead_letter_topic(prefix),
+            on_delivered=lambda channel, latency_s: delivered.append((channel, latency_s)),
+            on_parked=parked.append,
         )
         worker = DeliveryWorker(
             deliverer,
@@ -81,7 +90,7 @@ async def rig(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Rig]:
             group_id=f"{prefix}delivery",
         )
         await worker.start()
-        yield Rig(prefix, kafka_bootstrap, worker, store, sleeps)
+        yield Rig(prefix, kafka_bootstrap, worker, store, sleeps, delivered, parked)
         await worker.stop()
     await producer.stop()
     store.close()
@@ -114,6 +123,9 @@ async def test_a_failing_webhook_is_retried_with_backoff_then_parked_with_its_re
     redrive = NoticeBatch.model_validate(value["batch"])
     assert redrive.recipients == (down,) and redrive.notice_id == batch.notice_id
     assert rig.store.outcome(batch.delivery_id(down)) == "dead"
+    assert rig.parked == [dead_letter_topic(rig.prefix)]
+    ((channel, latency_s),) = rig.delivered
+    assert channel == "webhook" and latency_s > 0  # the batch was sent in the past
 
 
 async def test_offsets_are_committed_once_the_batch_is_recorded(rig: Rig) -> None:

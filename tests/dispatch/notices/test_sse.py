@@ -136,3 +136,14 @@ def test_the_hub_forgets_the_least_recent_subscriber_when_full() -> None:
     for subscriber in ("a", "b", "a", "c"):
         hub.publish(subscriber, SseEvent(f"{subscriber}-x", "alert", "{}"))
     assert hub.buffered("b") == [] and len(hub.buffered("a")) == 1 and len(hub.buffered("c")) == 1
+
+
+async def test_a_batch_met_twice_in_one_poll_is_delivered_once(
+    served: tuple[str, Deliverer],
+) -> None:
+    _, deliverer = served
+    batch = notice_batch([APP, OTHER, APP])
+    report = await deliverer.deliver([batch, batch])
+    assert (report.delivered, report.skipped) == (2, 4)
+    assert deliverer.hub is not None
+    assert len(deliverer.hub.buffered("app-1")) == 1
