@@ -132,9 +132,17 @@ class SearchArea:
             self._ticks.move_to_end(elapsed_s)
             return cached
 
-        discs = self._reach.discs(elapsed_s)
-        geometry = self._finish(shapely.union_all([disc(d.lat, d.lon, d.radius_m) for d in discs]))
-        result = Area.of(geometry, kind="area", at=at, discs=tuple(discs))
+        # Between a tier's steps, or once every radius has reached its cap, the discs repeat:
+        # so does the geometry, which is then taken from the previous tick.
+        discs = tuple(self._reach.discs(elapsed_s))
+        known = next((a for a in reversed(self._ticks.values()) if a.discs == discs), None)
+        if known is not None:
+            result = Area(known.geometry, known.area_km2, kind="area", at=at, discs=discs)
+        else:
+            polygons = [disc(d.lat, d.lon, d.radius_m) for d in discs]
+            result = Area.of(
+                self._finish(shapely.union_all(polygons)), kind="area", at=at, discs=discs
+            )
         self._ticks[elapsed_s] = result
         if len(self._ticks) > _CACHED_TICKS:
             self._ticks.popitem(last=False)

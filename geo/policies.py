@@ -17,8 +17,10 @@ speeds imply.
 The tiers are used exactly as the table gives them; tiers that grow by less than 0.1 mile
 would not nest exactly, which is why the table must never shrink.
 
-Radii stop growing at 5,000 km, and short of the nearer pole: a disc around a pole is not a
-polygon in longitude/latitude. For a case in China both limits are beyond the country.
+Radii stop growing at 5,000 km, and 1,000 km short of the nearer pole: a disc around a pole is
+not a polygon in longitude/latitude, and one that grazes it needs a vertex every few metres.
+From the north of China (53.5 N) that stops a disc at about 3,000 km; by then (30 hours of
+driving) the rail stations' discs cover the rest of the country.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from geo.disc import DISC_OVERSHOOT_BUDGET_M, MAX_OVERSHOOT_M, distance_m
+from geo.disc import DISC_OVERSHOOT_BUDGET_M, distance_m
 from geo.errors import InvalidPolicyError
 from geo.modes import Category, on_foot_limit, positive
 from geo.rail import RailNetwork
@@ -48,6 +50,8 @@ __all__ = [
 
 RADIUS_STEP_M = 90.0
 MAX_REACH_RADIUS_M = 5_000_000.0
+_TIMETABLE_HORIZON_S = 48 * 3600.0
+_POLE_CLEARANCE_M = 1_000_000.0
 
 DEFAULT_TIERS: tuple[tuple[float, float], ...] = ((1.0, 100.0), (2.0, 200.0), (3.0, 300.0))
 """Tuanyuan's table: (under this many hours, radius in km); ``after_km`` applies beyond."""
@@ -82,9 +86,10 @@ def stepped_radius_m(radius_m: float, cap_m: float) -> float:
 
 
 def _cap_m(lat: float, lon: float) -> float:
-    # Stop a step and the overshoot short of the nearer pole, rounded down to the step.
+    # Stay 1,000 km clear of the nearer pole: near it a lon/lat polygon needs thousands of
+    # vertices for each degree of latitude, and no search needs the polar sea.
     pole_m = distance_m(lat, lon, 90.0 if lat >= 0 else -90.0, lon)
-    room_m = pole_m - 2 * MAX_OVERSHOOT_M - RADIUS_STEP_M
+    room_m = pole_m - _POLE_CLEARANCE_M
     return max(
         RADIUS_STEP_M, min(MAX_REACH_RADIUS_M, math.floor(room_m / RADIUS_STEP_M) * RADIUS_STEP_M)
     )
@@ -259,10 +264,15 @@ class _MultimodalReach:
         if self._to_station_m is None:
             self._to_station_m = network.distances_from_m(self.lat, self.lon)
             self._station_caps_m = np.array([_cap_m(s.lat, s.lon) for s in network.stations])
-        if self._arrivals_s is None or elapsed_s > self._horizon_s:
+        if self._arrivals_s is None or elapsed_s > self._horizon_s < _TIMETABLE_HORIZON_S:
             # A headway search has no clock, so it runs once to the end of the network; a
-            # timetable is scanned to a horizon that doubles as the case ages.
-            horizon_s = math.inf if not network.has_timetable else max(2 * elapsed_s, 6 * 3600.0)
+            # timetable is scanned to a horizon that doubles as the case ages, up to two days:
+            # by then the driving disc alone spans 4,800 km, and later trains add nothing.
+            horizon_s = (
+                math.inf
+                if not network.has_timetable
+                else min(max(2 * elapsed_s, 6 * 3600.0), _TIMETABLE_HORIZON_S)
+            )
             self._arrivals_s = station_arrivals_s(
                 network,
                 self.lat,

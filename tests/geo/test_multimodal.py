@@ -118,3 +118,15 @@ def test_waiting_for_trains_shrinks_the_rail_reach() -> None:
 
     assert patient.area(at).area_km2 < eager.area(at).area_km2
     assert patient.area(at).geometry.difference(eager.area(at).geometry).area < 1e-9
+
+
+@pytest.mark.parametrize(("lat", "lon"), [(34.7586, 113.7755), (45.8, 126.6), (53.3, 122.5)])
+def test_a_case_open_for_months_still_gets_an_area(lat: float, lon: float) -> None:
+    model = SearchArea(LastSeen(lat, lon, SEEN), MultimodalPolicy(rail=RAIL))
+
+    area = model.area(SEEN + timedelta(days=100))
+    later = model.area(SEEN + timedelta(days=100, minutes=1))
+
+    assert area.geometry.is_valid and area.area_km2 > 30_000_000
+    assert later.geometry.equals(area.geometry)
+    assert model.ring(SEEN + timedelta(days=100), SEEN + timedelta(days=100, minutes=1)).is_empty
