@@ -21,6 +21,14 @@ How the polygon is built:
    is done once per band, at the band's worst corner, and cached; a disc then costs one direct
    geodesic per vertex. Bands too near a pole are measured disc by disc.
 
+What is checked and what is assumed: the pushed polygon is checked at the band's largest radius
+and at three latitudes of the band, at seven points per edge. That it also covers every smaller
+radius and every latitude in between rests on the sag growing with the radius and with the
+latitude (it does: the chord sag is r(1 - cos(pi/n)) plus the longitude stretch, both
+increasing) and on the sag between the checked points being no deeper than 1.25 times the
+deepest checked one; the property tests confirm both against ``Geod`` over random centres and
+radii, at 4,096 points per circle.
+
 The budget used is 70 m, well inside the 160.9 m rule: the reach model rounds radii up to a
 90 m step so that a disc of one step is provably inside the disc of the next step (70 < 90), and
 70 + 90 still keeps the model's areas within 0.1 mile of the speeds it assumes.
