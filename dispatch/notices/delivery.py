@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from pydantic import ValidationError
 
 from dispatch.notices.model import NoticeBatch, Recipient
@@ -269,6 +269,19 @@ class Deliverer:
         await self._produce_dead(None, value)
 
 
+class _LogAssignments(ConsumerRebalanceListener):
+    """Logs the partitions this worker gains and loses (lifecycle, so at info)."""
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            logger.info(
+                "partitions revoked %s", sorted(f"{p.topic}/{p.partition}" for p in revoked)
+            )
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info("partitions assigned %s", sorted(f"{p.topic}/{p.partition}" for p in assigned))
+
+
 class DeliveryWorker:
     """A member of the delivery consumer group: reads ``notices``, delivers, commits."""
 
@@ -288,7 +301,6 @@ class DeliveryWorker:
         self.max_batches = max_batches
         self.poll_timeout_ms = poll_timeout_ms
         self._consumer = AIOKafkaConsumer(
-            topic,
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             enable_auto_commit=False,
@@ -304,10 +316,12 @@ class DeliveryWorker:
 
     async def start(self) -> None:
         await self._consumer.start()
+        self._consumer.subscribe([self.topic], listener=_LogAssignments())
         logger.info("delivery worker started topic=%s", self.topic)
 
     async def stop(self) -> None:
         self._stopping.set()
+        self.deliverer.flush()  # what was delivered is not sent again by the next owner
         await self._consumer.stop()
         logger.info(
             "delivery worker stopped delivered=%d skipped=%d dead=%d",

@@ -9,7 +9,8 @@ package with the subscriber's secret).
 An attempt succeeds on a 2xx. It is retried on a connection error, a timeout, 408, 425, 429
 and 5xx, after a delay drawn with "full jitter": uniformly in ``[0, min(cap, base * 2**n)]``
 for the n-th retry, which spreads a crowd of retries to a recovering receiver instead of
-sending them in waves. Any other status (400, 401, 404, 410, ...) says the receiver will never
+sending them in waves. A ``Retry-After`` in seconds on the answer lengthens the delay to it, up
+to the cap. Any other status (400, 401, 404, 410, ...) says the receiver will never
 take this notice, and is not retried. When the attempts run out, or on such a refusal, the
 delivery is parked on ``notices.dead`` by the caller with the reason.
 
@@ -157,11 +158,16 @@ class WebhookSender:
             await self._session.close()
             self._session = None
 
-    async def _attempt(self, url: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+    async def _attempt(
+        self, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, float | None]:
+        """One POST: its status, reason phrase and Retry-After in ms (when given in seconds)."""
         assert self._session is not None, "WebhookSender.start() must run before send()"
         async with self._session.post(url, data=body, headers=headers) as response:
             await response.read()
-            return response.status, response.reason or ""
+            retry_after = response.headers.get("Retry-After", "")
+            retry_after_ms = float(retry_after) * 1000 if retry_after.isdigit() else None
+            return response.status, response.reason or "", retry_after_ms
 
     async def send(
         self, url: str, delivery_id: str, subscriber_id: str, body: bytes
@@ -170,13 +176,14 @@ class WebhookSender:
         secret = self.secrets(subscriber_id)
         reason = ""
         status: int | None = None
+        retry_after_ms: float | None = None
 
         for attempt in range(1, self.retry.attempts + 1):
             headers = signed_headers(secret, delivery_id, self._clock(), body)
             try:
-                status, text = await self._attempt(url, headers, body)
+                status, text, retry_after_ms = await self._attempt(url, headers, body)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                status = None
+                status, retry_after_ms = None, None
                 reason = f"the receiver could not be reached ({exc.__class__.__name__})"
             else:
                 if 200 <= status < 300:
@@ -187,6 +194,9 @@ class WebhookSender:
 
             if attempt < self.retry.attempts:
                 delay_ms = self.retry.delay_ms(attempt - 1, self._draw())
+                if retry_after_ms is not None:
+                    # The receiver asked for a pause: honour it, up to the cap.
+                    delay_ms = max(delay_ms, min(retry_after_ms, self.retry.cap_ms))
                 logger.warning(
                     "webhook attempt failed delivery_id=%s attempt=%d reason=%r retry_in_ms=%.0f",
                     delivery_id,

@@ -34,6 +34,7 @@ class Receiver:
     fail_first: int = 0
     fail_status: int = 503
     delay_s: float = 0.0
+    retry_after_s: int | None = None
     requests: list[Received] = field(default_factory=list)
     attempts: Counter[str] = field(default_factory=Counter)
     accepted: Counter[str] = field(default_factory=Counter)
@@ -63,6 +64,8 @@ def _handler(state: Receiver) -> type[BaseHTTPRequestHandler]:
                     state.accepted[webhook_id] += 1
             status = state.fail_status if failing else 204
             self.send_response(status)
+            if failing and state.retry_after_s is not None:
+                self.send_header("retry-after", str(state.retry_after_s))
             self.send_header("content-length", "0")
             self.end_headers()
 

@@ -90,6 +90,15 @@ async def test_a_receiver_that_never_accepts_exhausts_the_attempts() -> None:
     assert len(sleeps.delays_s) == 2
 
 
+async def test_a_retry_after_lengthens_the_delay_up_to_the_cap() -> None:
+    sleeps = Sleeps()
+    failing = Receiver(fail_first=2, fail_status=429, retry_after_s=3)
+    with ReceiverServer(failing) as receiver:
+        async with sender(sleeps, attempts=3, base_ms=10, cap_ms=2000) as webhooks:
+            result = await webhooks.send(receiver.url, "ntc_x", "sub-1", b"{}")
+    assert result.delivered and sleeps.delays_s == [2.0, 2.0]
+
+
 @pytest.mark.parametrize("status", [400, 401, 404, 410])
 async def test_a_refusal_that_is_not_transient_is_not_retried(status: int) -> None:
     sleeps = Sleeps()
