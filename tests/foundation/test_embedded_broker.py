@@ -135,3 +135,19 @@ async def test_wayhome_broker_command_serves_clients_and_exits_zero_on_ctrl_c() 
     assert f"listening on 127.0.0.1:{port}" in output
     assert "stopped" in output
     assert _wait_for_port(port, is_open=False), "the broker's port stayed open after Ctrl-C"
+
+
+def test_wayhome_broker_command_on_a_taken_port_exits_one_with_a_sentence() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-c", _WAYHOME_MAIN, "broker", "--port", str(port)],
+            cwd=_REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use already" in result.stdout
