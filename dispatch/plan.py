@@ -26,7 +26,9 @@ themselves.
 
 from __future__ import annotations
 
+import base64
 import hmac
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from hashlib import sha256
@@ -37,8 +39,6 @@ import shapely
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from chain.entries import dispatch_record as chain_dispatch_record
-from chain.recipients import pseudonym
 from dispatch.cases import AlertGroup, CaseState
 from dispatch.directory import Contact, Directory
 from dispatch.notices.model import MsgType, NoticeBatch, NoticeReference
@@ -77,31 +77,35 @@ def rounded_geojson(area: BaseGeometry) -> dict[str, Any]:
 
 
 def batch_values(
-    header: NoticeBatch, contacts: list[Contact], batch_size: int, first_part: int = 0
+    header: NoticeBatch, recipients: list[bytes], batch_size: int, first_part: int = 0
 ) -> list[bytes]:
-    """The Kafka values of a notice to ``contacts``, ``batch_size`` recipients each."""
+    """The Kafka values of a notice to ``recipients`` (their JSON), ``batch_size`` each."""
     values = []
-    for part, start in enumerate(range(0, len(contacts), batch_size), start=first_part):
+    for part, start in enumerate(range(0, len(recipients), batch_size), start=first_part):
         head = header.model_copy(update={"part": part}).to_bytes()
         if not head.endswith(_RECIPIENTS_TAIL):
             raise AssertionError("the notice batch no longer ends with its recipients")
-        chunk = contacts[start : start + batch_size]
-        body = b",".join(contact.recipient_json for contact in chunk)
+        body = b",".join(recipients[start : start + batch_size])
         values.append(head[: -len(b"[]}")] + b"[" + body + b"]}")
     return values
 
 
-def dispatch_record(
-    case_id: str,
-    tick: int,
-    sent: datetime,
-    area: BaseGeometry,
-    case_secret: bytes,
-    subscriber_ids: list[str],
-) -> dict[str, Any]:
-    """The log record of a dispatch (``chain.entries``): the recipients as a pseudonym root."""
-    pseudonyms = [pseudonym(case_secret, subscriber_id) for subscriber_id in subscriber_ids]
-    return chain_dispatch_record(case_id, tick, sent, bytes.fromhex(area_digest(area)), pseudonyms)
+def recipients_to_text(subscriber_ids: list[str]) -> str:
+    """Recipient ids as base64 of deflated newline-joined text (a few bytes per recipient)."""
+    return base64.b64encode(zlib.compress("\n".join(subscriber_ids).encode(), 1)).decode()
+
+
+def text_to_recipients(text: str) -> list[str]:
+    """The inverse of :func:`recipients_to_text`."""
+    if not text:
+        return []
+    joined = zlib.decompress(base64.b64decode(text)).decode()
+    return joined.split("\n") if joined else []
+
+
+def case_secret(service_secret: bytes, case_id: str) -> bytes:
+    """The key of a case's recipient pseudonyms, derived from the service's secret."""
+    return hmac.new(service_secret, f"pseudonyms:{case_id}".encode(), sha256).digest()
 
 
 class Planner:
@@ -121,10 +125,6 @@ class Planner:
         self.batch_size = batch_size
         self.secret = secret
         self.sender = sender
-
-    def case_secret(self, case_id: str) -> bytes:
-        """The key of the case's recipient pseudonyms."""
-        return hmac.new(self.secret, f"pseudonyms:{case_id}".encode(), sha256).digest()
 
     # -- building blocks ---------------------------------------------------------------------
 
@@ -148,36 +148,28 @@ class Planner:
             area=rounded_geojson(area),
         )
 
-    def _contacts(self, keys: np.ndarray) -> list[Contact]:
-        contacts = self.directory.contacts
-        found = [contacts.get(int(key)) for key in keys]
-        return [contact for contact in found if contact is not None]
-
     def _alert(
         self, state: CaseState, dispatch: Dispatch, keys: np.ndarray, area: BaseGeometry
     ) -> list[str]:
         """Alert ``keys`` (not yet alerted ones only): batches, alerted groups; returns ids."""
+        directory = self.directory
         keys = np.setdiff1d(np.unique(keys), state.alerted_keys(), assume_unique=True)
-        contacts = self._contacts(keys)
-        if not contacts:
+        rows, keys = directory.rows_of(keys)
+        if len(rows) == 0:
             return []
         header = self._header(state, dispatch.tick, "Alert", dispatch.sent, area)
-        dispatch.batches += batch_values(header, contacts, self.batch_size)
-        dispatch.counts["Alert"] = len(contacts)
+        dispatch.batches += batch_values(header, directory.recipient_json(rows), self.batch_size)
+        dispatch.counts["Alert"] = len(rows)
 
         # Remember who was alerted, by channel, for the Updates and the Cancel.
-        by_channel: dict[tuple[str, str | None], list[int]] = {}
-        for key, contact in zip(
-            keys.tolist(), (self.directory.contacts.get(k) for k in keys.tolist()), strict=True
-        ):
-            if contact is not None:
-                by_channel.setdefault((contact.channel, contact.target), []).append(key)
-        for (channel, target), channel_keys in by_channel.items():
+        channels = directory.channels_of(rows)
+        for number in np.unique(channels).tolist():
+            contact = directory.contacts[int(keys[np.argmax(channels == number)])]
             state.groups.append(
-                AlertGroup(dispatch.tick, channel, target, np.array(channel_keys, dtype=np.int64))
+                AlertGroup(dispatch.tick, contact.channel, contact.target, keys[channels == number])
             )
         state.remember_notice(dispatch.tick, "Alert", header.as_reference())
-        return [contact.subscriber_id for contact in contacts]
+        return directory.subscriber_ids(rows)
 
     def _to_alerted(
         self,
@@ -188,39 +180,53 @@ class Planner:
         groups: list[AlertGroup],
     ) -> list[str]:
         """An Update or a Cancel to the subscribers of ``groups``, on the channel of each."""
+        directory = self.directory
         ids: list[str] = []
         part = 0
         for alert_tick in sorted({group.tick for group in groups}):
             references = state.references_for(alert_tick)
             header = self._header(state, dispatch.tick, msg_type, dispatch.sent, area, references)
-            contacts = []
+            recipients: list[bytes] = []
             for group in groups:
                 if group.tick != alert_tick:
                     continue
-                for contact in self._contacts(group.keys):
-                    # The channel it was alerted on, whatever it has changed to since.
-                    if (contact.channel, contact.target) != (group.channel, group.target):
-                        contact = Contact(
-                            contact.subscriber_id,
-                            contact.kind,
+                rows, keys = directory.rows_of(group.keys)
+                same = directory.channels_of(rows) == directory.channel_number(
+                    group.channel, group.target
+                )
+                recipients += directory.recipient_json(rows[same])
+                ids += directory.subscriber_ids(rows)
+                # The channel it was alerted on, whatever it has changed to since.
+                for key in keys[~same].tolist():
+                    moved = directory.contacts[key]
+                    recipients.append(
+                        Contact(
+                            moved.subscriber_id,
+                            moved.kind,
                             group.channel,
                             group.target,
-                            contact.language,
-                        )
-                    contacts.append(contact)
-            values = batch_values(header, contacts, self.batch_size, first_part=part)
+                            moved.language,
+                            key,
+                        ).recipient_json
+                    )
+            values = batch_values(header, recipients, self.batch_size, first_part=part)
             dispatch.batches += values
             part += len(values)
-            ids += [contact.subscriber_id for contact in contacts]
         dispatch.counts[msg_type] = len(ids)
         return ids
 
     def _finish(
         self, state: CaseState, dispatch: Dispatch, area: BaseGeometry, ids: list[str]
     ) -> Dispatch:
-        dispatch.record = dispatch_record(
-            state.case_id, dispatch.tick, dispatch.sent, area, self.case_secret(state.case_id), ids
-        )
+        dispatch.record = {
+            "case": state.case_id,
+            "tick": dispatch.tick,
+            "kind": dispatch.kind,
+            "time": dispatch.sent.isoformat(),
+            "area_sha256": area_digest(area),
+            "counts": dispatch.counts,
+            "recipients": recipients_to_text(ids),
+        }
         state.tick = dispatch.tick
         return dispatch
 

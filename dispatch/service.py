@@ -126,6 +126,7 @@ class Service:
                 self.bootstrap_servers,
                 self.topics.dispatches,
                 self.ledger,
+                secret=key,
                 group_id=f"{settings.topic_prefix}recorder",
                 fetch_max_wait_ms=fetch_wait_ms,
             )
