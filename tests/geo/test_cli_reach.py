@@ -9,10 +9,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from shapely.geometry import Point, shape
 from typer.testing import CliRunner
 
-from dispatch.cli import app
+from dispatch.cli import reach
+
+# The command on an application of its own, so that these tests exercise it alone; the
+# PNG test below runs the installed ``wayhome`` entry point itself.
+app = typer.Typer()
+reach.register(app)
+
+
+@app.callback()
+def _root() -> None:
+    """Keep ``reach`` a subcommand."""
+
 
 SINCE = "2026-12-03T08:00:00+08:00"
 THREE_HOURS = "2026-12-03T11:00:00+08:00"
