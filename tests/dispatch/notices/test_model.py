@@ -155,22 +155,31 @@ def test_a_case_id_with_a_comma_is_refused_because_cap_references_split_on_it() 
         public_case(case_id="case,1")
 
 
-def test_a_recipient_is_made_from_a_subscriber_like_object() -> None:
-    class Channel:
-        kind = "webhook"
-        url = "https://example.org/h"
-        topic = None
+@pytest.mark.parametrize(
+    ("channel", "target"),
+    [
+        ({"kind": "webhook", "url": "https://example.org/h"}, "https://example.org/h"),
+        ({"kind": "kafka", "topic": "partner.notices"}, "partner.notices"),
+        ({"kind": "sse"}, None),
+    ],
+)
+def test_a_recipient_is_made_from_a_subscriber(channel: dict, target: str | None) -> None:
+    from subscribers import Channel, Subscriber
 
-    class Subscriber:
-        id = "sub-9"
-        channel = Channel()
-        language = "zh"
-
-    recipient = Recipient.from_subscriber(Subscriber())
+    subscriber = Subscriber(
+        id="sub-9",
+        kind="device",
+        lon=113.7,
+        lat=34.7,
+        fix_time=SENT,
+        channel=Channel(**channel),
+        language="zh",
+    )
+    recipient = Recipient.from_subscriber(subscriber)
     assert (recipient.subscriber_id, recipient.channel, recipient.target, recipient.language) == (
         "sub-9",
-        "webhook",
-        "https://example.org/h",
+        channel["kind"],
+        target,
         "zh",
     )
 
