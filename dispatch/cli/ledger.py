@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chain.errors import ChainError, TamperError
+from chain.errors import ChainError, EntryError, TamperError
 from chain.ledger import Ledger, LogReader
 from chain.note import Verifier, b64encode, parse_note
 from chain.verify import follow, verify_store
@@ -106,6 +106,7 @@ def register(app: typer.Typer) -> None:
 
         threading.Thread(target=read, daemon=True).start()
         waiting: list[int] = []
+        read = refused = 0
         out = sys.stdout
 
         def acknowledge() -> None:
@@ -124,7 +125,13 @@ def register(app: typer.Typer) -> None:
                     continue
                 if line is None:
                     break
-                waiting.append(log.append(line))
+                read += 1
+                try:
+                    waiting.append(log.append(line))
+                except EntryError as exc:
+                    refused += 1
+                    _err.print(f"[red]error:[/red] line {read} refused: {exc}", highlight=False)
+                    continue
                 acknowledge()
             log.flush()
             acknowledge()
@@ -132,6 +139,8 @@ def register(app: typer.Typer) -> None:
             raise _fail(str(exc)) from None
         finally:
             log.close()
+        if refused:
+            raise _fail(f"{refused} line(s) were refused; every other line was appended")
 
     @ledger.command()
     def checkpoint(dir: Path = typer.Option(..., "--dir", help="Directory of the log.")) -> None:

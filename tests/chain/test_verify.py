@@ -188,3 +188,14 @@ def test_the_router_serves_tiles_checkpoints_and_proofs(tmp_path: Path) -> None:
 def test_a_reader_of_a_directory_without_a_log_says_so(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="init"):
         LogReader.open(tmp_path / "nothing")
+
+
+def test_append_refuses_an_oversized_line_and_appends_the_others(tmp_path: Path) -> None:
+    Ledger.init(tmp_path / "log", ORIGIN).close()
+    lines = b"first\n" + b"x" * 70_000 + b"\nthird\n"
+    result = runner.invoke(app, ["ledger", "append", "--dir", str(tmp_path / "log")], input=lines)
+    assert result.exit_code == 1
+    assert "line 2 refused" in result.output
+    assert result.stdout.split() == ["0", "1"]
+    with LogReader.open(tmp_path / "log") as reader:
+        assert reader.entries(0, reader.size) == [b"first", b"third"]
