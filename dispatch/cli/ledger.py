@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
 
         threading.Thread(target=read, daemon=True).start()
         waiting: list[int] = []
-        read = refused = 0
+        line_number = refused = 0
         out = sys.stdout
 
         def acknowledge() -> None:
@@ -125,12 +125,14 @@ def register(app: typer.Typer) -> None:
                     continue
                 if line is None:
                     break
-                read += 1
+                line_number += 1
                 try:
                     waiting.append(log.append(line))
                 except EntryError as exc:
                     refused += 1
-                    _err.print(f"[red]error:[/red] line {read} refused: {exc}", highlight=False)
+                    _err.print(
+                        f"[red]error:[/red] line {line_number} refused: {exc}", highlight=False
+                    )
                     continue
                 acknowledge()
             log.flush()
