@@ -91,6 +91,7 @@ class DispatcherConfig:
     fetch_max_wait_ms: int = 200
     transaction_timeout_ms: int = 15000
     secret: bytes = b"wayhome-pseudonyms"
+    compression: str | None = "zstd"
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -141,6 +142,7 @@ class Dispatcher:
                 transaction_timeout_ms=config.transaction_timeout_ms,
                 max_request_size=8 * 1024 * 1024,
                 linger_ms=5,
+                compression_type=config.compression,
             )
         else:
             self._producer = AIOKafkaProducer(
@@ -148,6 +150,7 @@ class Dispatcher:
                 acks="all",
                 max_request_size=8 * 1024 * 1024,
                 linger_ms=5,
+                compression_type=config.compression,
             )
         await self._producer.start()
         self._plain_producer = AIOKafkaProducer(bootstrap_servers=config.bootstrap_servers)

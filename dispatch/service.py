@@ -145,6 +145,9 @@ class Service:
                 fetch_max_wait_ms=fetch_wait_ms,
                 transaction_timeout_ms=settings.transaction_timeout_ms,
                 secret=key,
+                compression=None
+                if settings.kafka_compression == "none"
+                else settings.kafka_compression,
             ),
             self.clock,
             self.metrics,

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     notice_batch_size: int = Field(
         default=2000, ge=1, le=20000, description="Recipients carried by one notice message."
     )
+    kafka_compression: Literal["zstd", "lz4", "gzip", "none"] = Field(
+        default="zstd",
+        description="Compression of the messages the dispatcher produces (notice batches).",
+    )
     fetch_max_wait_ms: int | None = Field(
         default=None,
         ge=0,
