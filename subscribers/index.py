@@ -97,15 +97,6 @@ def _expand_ranges(starts: Int64Array, ends: Int64Array) -> Int64Array:
     return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
 
 
-def _merge_positions(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> tuple[Int64Array, Int64Array]:
-    """Where the elements of sorted a and sorted b land in their merged sorted order."""
-    before = np.searchsorted(a, b, side="right").astype(np.int64)
-    b_new = before + np.arange(len(b), dtype=np.int64)
-    shifts = np.cumsum(np.bincount(before, minlength=len(a) + 1))[: len(a)]
-    a_new = np.arange(len(a), dtype=np.int64) + shifts
-    return a_new, b_new
-
-
 def _last_of_each_key(keys: Int64Array) -> Int64Array:
     """Positions of the last occurrence of every distinct key, in ascending key order."""
     order = np.argsort(keys, kind="stable")
@@ -326,8 +317,7 @@ class SubscriberIndex:
             shift = np.uint64(2 * (_FINEST_LEVEL - level))
             first = cells << shift
             last = first | ((np.uint64(1) << shift) - np.uint64(1))
-            starts = np.searchsorted(self._codes, first.astype(np.uint32), side="left")
-            ends = np.searchsorted(self._codes, last.astype(np.uint32), side="right")
+            starts, ends = self._runs_of(first, last)
             whole_starts.append(starts[whole])
             whole_ends.append(ends[whole])
 
@@ -350,6 +340,22 @@ class SubscriberIndex:
         return self._take_runs(whole_starts, whole_ends), self._test_runs(
             test_starts, test_ends, area.geometry, None if without is None else without.geometry
         )
+
+    def _runs_of(
+        self, first: npt.NDArray[np.uint64], last: npt.NDArray[np.uint64]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """[start, end) of the sorted arrays for cells of codes [first, last], in code order.
+
+        Neighbouring cells share a bound (the end of one is the start of the next), so only
+        the ends of cells not followed by their neighbour need a search of their own.
+        """
+        starts = np.searchsorted(self._codes, first.astype(np.uint32), side="left")
+        ends = np.empty_like(starts)
+        ends[:-1] = starts[1:]
+        alone = np.ones(len(first), dtype=bool)
+        alone[:-1] = first[1:] != last[:-1] + np.uint64(1)
+        ends[alone] = np.searchsorted(self._codes, last[alone].astype(np.uint32), side="right")
+        return starts, ends
 
     def _take_runs(self, starts: list[Int64Array], ends: list[Int64Array]) -> list[Int64Array]:
         """The keys of whole cells, as views of the sorted arrays (copied once, by the caller)."""
@@ -479,42 +485,37 @@ class SubscriberIndex:
     def _compact_locked(self) -> None:
         pending, dead = len(self._delta_keys), self._dead
 
-        # (1) the live part of the sorted arrays, and where each old position went.
+        # (1) the delta in cell order, and where it goes among the live sorted entries.
         alive = self._keys != _DEAD
-        live_codes = self._codes[alive]
-        live_rank = np.cumsum(alive) - 1
-
-        # (2) the delta in cell order, merged into the live part without a full sort.
         delta_codes = _codes_of(self._delta_lon, self._delta_lat)
         by_code = np.argsort(delta_codes, kind="stable")
-        live_new, delta_new = _merge_positions(live_codes, delta_codes[by_code])
-        size = len(live_codes) + len(delta_codes)
-        codes = np.empty(size, dtype=np.uint32)
-        lon = np.empty(size)
-        lat = np.empty(size)
-        keys = np.empty(size, dtype=np.int64)
-        for out, old, new in (
-            (codes, self._codes, delta_codes),
-            (lon, self._lon, self._delta_lon),
-            (lat, self._lat, self._delta_lat),
-            (keys, self._keys, self._delta_keys),
-        ):
-            out[live_new] = old[alive]
-            out[delta_new] = new[by_code]
+        live_codes = self._codes[alive]
+        at = np.searchsorted(live_codes, delta_codes[by_code], side="right")
 
-        # (3) the key lookup: live keys keep their order, the delta's keys are merged in.
-        live_in_lookup = alive[self._key_pos]
-        lookup_keys = self._key_sorted[live_in_lookup]
-        lookup_pos = live_new[live_rank[self._key_pos[live_in_lookup]]]
-        delta_pos_by_key = np.empty(len(by_code), dtype=np.int64)
-        delta_pos_by_key[by_code] = delta_new
-        a_new, b_new = _merge_positions(lookup_keys, self._delta_keys)
-        key_sorted = np.empty(size, dtype=np.int64)
-        key_pos = np.empty(size, dtype=self._position_dtype(size))
-        key_sorted[a_new] = lookup_keys
-        key_sorted[b_new] = self._delta_keys
-        key_pos[a_new] = lookup_pos
-        key_pos[b_new] = delta_pos_by_key
+        # (2) the merged sorted arrays: sequential inserts, no full sort.
+        codes = np.insert(live_codes, at, delta_codes[by_code])
+        lon = np.insert(self._lon[alive], at, self._delta_lon[by_code])
+        lat = np.insert(self._lat[alive], at, self._delta_lat[by_code])
+        keys = np.insert(self._keys[alive], at, self._delta_keys[by_code])
+
+        # (3) where every old live position went, and where each delta entry landed.
+        live = int(alive.sum())
+        moved_by = np.cumsum(np.bincount(at, minlength=live + 1))[:live]
+        new_position = np.full(len(alive), -1, dtype=np.int64)
+        new_position[alive] = np.arange(live, dtype=np.int64) + moved_by
+        delta_position = np.empty(pending, dtype=np.int64)
+        delta_position[by_code] = at + np.arange(pending, dtype=np.int64)
+
+        # (4) the key lookup: live keys keep their order, the delta's keys are merged in.
+        size = len(keys)
+        position_type = self._position_dtype(size)
+        lookup_pos_all = new_position[self._key_pos]
+        in_lookup = lookup_pos_all >= 0
+        lookup_keys = self._key_sorted[in_lookup]
+        lookup_pos = lookup_pos_all[in_lookup].astype(position_type)
+        slot = np.searchsorted(lookup_keys, self._delta_keys)
+        key_sorted = np.insert(lookup_keys, slot, self._delta_keys)
+        key_pos = np.insert(lookup_pos, slot, delta_position.astype(position_type))
 
         self._codes, self._lon, self._lat, self._keys = codes, lon, lat, keys
         self._key_sorted, self._key_pos = key_sorted, key_pos
