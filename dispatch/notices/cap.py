@@ -127,8 +127,15 @@ def _decimal(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def area_to_cap_polygons(area: dict[str, Any], max_points_per_polygon: int = 500) -> list[str]:
-    """CAP ``polygon`` strings covering a GeoJSON Polygon or MultiPolygon, one per part."""
+def area_to_cap_polygons(
+    area: dict[str, Any], max_points_per_polygon: int = 500, max_points: int = 5_000
+) -> list[str]:
+    """CAP ``polygon`` strings covering a GeoJSON Polygon or MultiPolygon, one per part.
+
+    An area of many parts shares ``max_points`` among them: each part then gets at most
+    ``max_points // parts`` points (never fewer than 5), so the message stays bounded however
+    ragged the area.
+    """
     if max_points_per_polygon < 5:
         raise CapEncodingError(
             f"max_points_per_polygon must be at least 5, got {max_points_per_polygon}"
@@ -138,9 +145,11 @@ def area_to_cap_polygons(area: dict[str, Any], max_points_per_polygon: int = 500
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise CapEncodingError(f"the notice's area is not valid GeoJSON: {exc}") from exc
 
+    parts = _polygons_of(geometry)
+    per_part = min(max_points_per_polygon, max(5, max_points // max(len(parts), 1)))
     polygons: list[str] = []
-    for part in _polygons_of(geometry):
-        for piece in _covering_part(part, max_points_per_polygon):
+    for part in parts:
+        for piece in _covering_part(part, per_part):
             ring = _ring_to_cap(piece)
             if ring.count(" ") >= 3:
                 polygons.append(ring)

@@ -228,3 +228,30 @@ def test_a_reference_keeps_its_senders_own_offset() -> None:
     update: NoticeBatch = notice_batch(msg_type="Update", references=(other,))
     root = notice_to_cap(update)
     assert texts(root, "cap:references") == ["police.example,A-1,2026-12-03T10:30:05-00:00"]
+
+
+def test_many_parts_share_the_point_budget_and_are_still_covered() -> None:
+    parts = [Point(100 + i * 0.5, 30).buffer(0.2, quad_segs=64) for i in range(40)]
+    area = MultiPolygon(parts)
+    polygons = area_to_cap_polygons(mapping(area), max_points=1_000)
+    assert len(polygons) == 40
+    assert sum(p.count(" ") + 1 for p in polygons) <= 1_000
+    covering = MultiPolygon([cap_polygon_to_shape(p) for p in polygons])
+    assert covering.buffer(0).covers(area)
+
+
+def test_a_real_multimodal_search_area_is_valid_cap_and_covered(schema: etree.XMLSchema) -> None:
+    from geo import Category, LastSeen, MultimodalPolicy, SearchArea, load_rail_sample
+
+    last_seen = LastSeen(lat=34.76, lon=113.78, time=SENT - timedelta(hours=1))
+    model = SearchArea(
+        last_seen=last_seen,
+        policy=MultimodalPolicy(rail=load_rail_sample()),
+        category=Category("vehicle_abduction"),
+    )
+    area = model.area(SENT)
+    geometry = area.to_geojson()["geometry"]
+    root = assert_valid(schema, notice_to_cap_bytes(notice_batch(area=geometry)))
+    polygons = texts(root, "cap:info[1]/cap:area/cap:polygon")
+    covering = MultiPolygon([cap_polygon_to_shape(p) for p in polygons])
+    assert covering.buffer(0).covers(area.geometry)
