@@ -37,7 +37,7 @@ def pseudonym(case_secret: bytes, subscriber_id: str) -> bytes:
     """The pseudonym of a subscriber within one case."""
     if len(case_secret) < 16:
         raise EntryError(f"a case secret must be at least 16 bytes, got {len(case_secret)}")
-    return hmac.new(case_secret, subscriber_id.encode(), hashlib.sha256).digest()
+    return hmac.digest(case_secret, subscriber_id.encode(), hashlib.sha256)
 
 
 def recipient_root(pseudonyms: Sequence[bytes]) -> bytes:

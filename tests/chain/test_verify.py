@@ -19,7 +19,7 @@ from chain.merkle import leaf_hash
 from chain.note import Signer
 from dispatch.cli import app
 from dispatch.ledger_http import ledger_router
-from tests.chain.conftest import serve
+from tests.chain.servers import serve
 
 ORIGIN = "ledger.example.org/test"
 runner = CliRunner()

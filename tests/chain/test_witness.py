@@ -20,7 +20,7 @@ from chain.note import Signer, open_note
 from chain.witness import Witness, WitnessPolicy, add_checkpoint_request
 from dispatch.cli import app
 from dispatch.cli.witness import witness_app
-from tests.chain.conftest import serve
+from tests.chain.servers import serve
 
 ORIGIN = "ledger.example.org/test"
 WAYHOME = [sys.executable, "-c", "from dispatch.cli import main; main()"]
