@@ -4,9 +4,9 @@ Every POST carries the JSON notice and three headers: ``webhook-id`` (the stable
 the same on every retry and every redelivery, for the receiver to dedupe on),
 ``webhook-timestamp`` (seconds since the epoch, of this attempt) and ``webhook-signature``
 (``v1,`` + base64 HMAC-SHA256 over ``id.timestamp.body``, made by the ``standardwebhooks``
-package with the subscriber's secret).  A receiver checks it with any Standard Webhooks library, in
-Python ``standardwebhooks.Webhook(secret).verify(body, headers)``, and answers 2xx only once
-it has stored the notice, remembering the ``webhook-id`` to drop a resend.
+package with the subscriber's secret). A receiver checks it with any Standard Webhooks
+library, in Python ``standardwebhooks.Webhook(secret).verify(body, headers)``, and answers 2xx
+only once it has stored the notice, remembering the ``webhook-id`` to drop a resend.
 
 An attempt succeeds on a 2xx. It is retried on a connection error, a timeout, 408, 425, 429
 and 5xx, after a delay drawn with "full jitter": uniformly in ``[0, min(cap, base * 2**n)]``
