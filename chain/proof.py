@@ -18,11 +18,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chain.checkpoint import Checkpoint, open_checkpoint
 from chain.errors import ProofError
 from chain.merkle import leaf_hash, verify_inclusion
 from chain.note import NoteError, Signature, Verifier, b64decode, b64encode
+
+if TYPE_CHECKING:
+    from chain.witness import WitnessPolicy
 
 HEADER = "c2sp.org/tlog-proof@v1"
 _INDEX = re.compile(r"index (0|[1-9][0-9]*)")
@@ -69,9 +73,17 @@ class ProofBundle:
         return cls(index, hashes, note, extra)
 
     def verify(
-        self, entry: bytes, verifiers: Sequence[Verifier], *, origin: str | None = None
+        self,
+        entry: bytes,
+        verifiers: Sequence[Verifier],
+        *,
+        origin: str | None = None,
+        policy: WitnessPolicy | None = None,
     ) -> tuple[Checkpoint, list[Signature]]:
-        """Check the checkpoint's signature and the entry's inclusion; the checkpoint."""
+        """Check the log's signature, the witnesses' quorum if a policy is given, and the
+        entry's inclusion; the checkpoint and the log's verified signatures."""
         checkpoint, _, verified = open_checkpoint(self.checkpoint_note, verifiers, origin=origin)
+        if policy is not None:
+            policy.check(self.checkpoint_note)
         verify_inclusion(self.index, checkpoint.size, leaf_hash(entry), self.proof, checkpoint.root)
         return checkpoint, verified

@@ -140,10 +140,12 @@ class Sequencer:
             latest = self.store.latest_checkpoint()
             return latest if latest is not None else self._sign(self.state)
         self._check_state(self.state)
-        batch, self.pending = self.pending, []
+        batch = self.pending
         rows, state = self.tree.plan_append(self.state, leaf_hashes(batch))
-        # (1): entries, tree rows and tree state, in one transaction.
+        # (1): entries, tree rows and tree state, in one transaction. Should it fail, the batch
+        # stays pending and the next call tries again.
         self.store.commit(self.state.size, batch, rows, state)
+        self.pending = []
         self.state = state
         logger.debug("integrated batch entries=%d size=%d", len(batch), state.size)
         # (2): only then the signature.
@@ -168,7 +170,7 @@ class Sequencer:
         note = sign_checkpoint(checkpoint, [self.signer]).decode()
         stored = StoredCheckpoint(state.size, state.root, note)
         self.store.add_checkpoint(stored)
-        logger.info("signed checkpoint origin=%s size=%d", self.origin, state.size)
+        logger.debug("signed checkpoint origin=%s size=%d", self.origin, state.size)
         return stored
 
     def _check_extends(self, latest: StoredCheckpoint, state: TreeState) -> None:

@@ -192,3 +192,21 @@ def test_a_postgresql_log_behaves_as_the_sqlite_one(postgis_dsn: str) -> None:
         from chain.verify import verify_store
 
         assert verify_store(reopened).entries == 600
+
+
+def test_a_batch_whose_commit_fails_stays_pending_and_is_retried(tmp_path: Path) -> None:
+    with Ledger.init(tmp_path / "log", ORIGIN, batch_size=1000) as log:
+        log.append_many(_entries(5))
+        original = log.store.commit
+
+        def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise StoreError("the disk is full")
+
+        log.store.commit = failing  # type: ignore[method-assign]
+        with pytest.raises(StoreError, match="disk is full"):
+            log.flush()
+        assert len(log.sequencer.pending) == 5
+        log.store.commit = original  # type: ignore[method-assign]
+        log.flush()
+        assert log.size == 5
+        assert log.entries(0, 5) == _entries(5)

@@ -230,3 +230,21 @@ def test_the_witness_command_serves_add_checkpoint_over_http(tmp_path: Path, log
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_proof_bundle_counts_only_with_its_witness_quorum(tmp_path: Path, log: Ledger) -> None:
+    from chain.proof import ProofBundle
+
+    w1, w2 = _witness(tmp_path, log, "w1.example/w"), _witness(tmp_path, log, "w2.example/w")
+    note = _grow(log, 9)
+    policy = WitnessPolicy([w1.signer.verifier(), w2.signer.verifier()], quorum=2)
+    bundle = ProofBundle.from_text(log.proof_bundle(4))
+    with pytest.raises(WitnessError, match="lacks its witnesses"):
+        bundle.verify(b"entry 4", [log.verifier], policy=policy)
+    for witness in (w1, w2):
+        log.add_cosignatures(
+            9, witness.add_checkpoint(add_checkpoint_request(0, [], note)).decode()
+        )
+    bundle = ProofBundle.from_text(log.proof_bundle(4))
+    checkpoint, _ = bundle.verify(b"entry 4", [log.verifier], policy=policy)
+    assert checkpoint.size == 9
