@@ -15,7 +15,10 @@ A library: it knows nothing of Kafka or HTTP. The facade::
     ledger.vkey                           # the log's C2SP verifier key
     ledger.close()                        # flushes what is queued
 
-``recipients`` are pseudonyms: ``chain.recipients.pseudonym(case_secret, subscriber_id)``.
+``recipients`` are pseudonyms: ``chain.recipients.pseudonym(case_secret, subscriber_id)``, or
+``pseudonyms(case_secret, subscriber_ids)`` for many at once; ``ledger.append_many(entries)``
+queues many entries at once. ``chain.recipients.RecipientTree(pseudonyms).prove(p)`` and a
+``ledger.proof_bundle(index)`` make the two-level proof that one subscriber was notified.
 Other records: ``chain.entries.case_opened_record / sighting_record / perimeter_record /
 resolution_record``, appended with ``ledger.append_record(record)``. Personal data goes
 through ``chain.privacy`` (commitments, per-case keys, shredding), never into an entry.
@@ -39,7 +42,7 @@ from chain.errors import (
     WitnessError,
 )
 from chain.ledger import Ledger, LogReader
-from chain.recipients import pseudonym, recipient_root
+from chain.recipients import pseudonym, pseudonyms, recipient_root
 
 __all__ = [
     "ChainError",
@@ -55,5 +58,6 @@ __all__ = [
     "TamperError",
     "WitnessError",
     "pseudonym",
+    "pseudonyms",
     "recipient_root",
 ]

@@ -16,9 +16,8 @@ per-node Python objects beyond the hashes themselves.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from chain.errors import EntryError, ProofError
@@ -37,7 +36,17 @@ def pseudonym(case_secret: bytes, subscriber_id: str) -> bytes:
     """The pseudonym of a subscriber within one case."""
     if len(case_secret) < 16:
         raise EntryError(f"a case secret must be at least 16 bytes, got {len(case_secret)}")
-    return hmac.digest(case_secret, subscriber_id.encode(), hashlib.sha256)
+    return hmac.digest(case_secret, subscriber_id.encode(), "sha256")
+
+
+def pseudonyms(case_secret: bytes, subscriber_ids: Iterable[str]) -> list[bytes]:
+    """The pseudonyms of many subscribers of one case, in order (one-shot HMAC each)."""
+    if len(case_secret) < 16:
+        raise EntryError(f"a case secret must be at least 16 bytes, got {len(case_secret)}")
+    digest = hmac.digest
+    return [
+        digest(case_secret, subscriber_id.encode(), "sha256") for subscriber_id in subscriber_ids
+    ]
 
 
 def recipient_root(pseudonyms: Sequence[bytes]) -> bytes:

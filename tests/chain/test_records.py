@@ -24,7 +24,13 @@ from chain.merkle import MemoryTree, leaf_hash, root
 from chain.note import Signer
 from chain.privacy import CaseKeys, commit, open_commitment
 from chain.proof import ProofBundle
-from chain.recipients import RecipientProof, RecipientTree, pseudonym, recipient_root
+from chain.recipients import (
+    RecipientProof,
+    RecipientTree,
+    pseudonym,
+    pseudonyms,
+    recipient_root,
+)
 from chain.verify import verify_store
 
 WHEN = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
@@ -87,28 +93,32 @@ def test_an_altered_or_foreign_entry_does_not_open() -> None:
 
 def test_a_pseudonym_is_stable_within_a_case_and_differs_across_cases() -> None:
     assert pseudonym(SECRET, "sub-1") == pseudonym(SECRET, "sub-1")
+    assert pseudonyms(SECRET, ["sub-1", "sub-2"]) == [
+        pseudonym(SECRET, "sub-1"),
+        pseudonym(SECRET, "sub-2"),
+    ]
     assert pseudonym(SECRET, "sub-1") != pseudonym(SECRET[::-1], "sub-1")
     with pytest.raises(EntryError, match="at least 16 bytes"):
         pseudonym(b"short", "sub-1")
 
 
 def test_the_recipient_root_is_the_rfc9162_root_over_the_pseudonyms() -> None:
-    pseudonyms = [pseudonym(SECRET, f"sub-{i}") for i in range(1000)]
-    assert recipient_root(pseudonyms) == root(pseudonyms)
+    recipients = [pseudonym(SECRET, f"sub-{i}") for i in range(1000)]
+    assert recipient_root(recipients) == root(recipients)
     assert recipient_root([]) == root([])
 
 
 def test_one_recipient_is_proven_notified_by_a_two_level_proof(tmp_path: Path) -> None:
-    pseudonyms = [pseudonym(SECRET, f"sub-{i}") for i in range(777)]
+    recipients = pseudonyms(SECRET, [f"sub-{i}" for i in range(777)])
     with Ledger.init(tmp_path / "log", "ledger.example.org/test") as log:
         log.append_many([b"earlier entry %d" % i for i in range(40)])
-        entry = log.dispatch_entry("case-9", 4, WHEN, bytes(32), pseudonyms)
+        entry = log.dispatch_entry("case-9", 4, WHEN, bytes(32), recipients)
         index = log.append(entry)
         log.flush()
         bundle_text = log.proof_bundle(index)
 
     # Level 1: the subscriber's pseudonym is in the entry's recipient tree.
-    tree = RecipientTree(pseudonyms)
+    tree = RecipientTree(recipients)
     proof = RecipientProof.from_dict(tree.prove(pseudonym(SECRET, "sub-500")).to_dict())
     record = parse_entry(entry).record
     from chain.note import b64decode
