@@ -5,7 +5,8 @@ Routes, relative to where the router is mounted (the log's URL prefix):
 - ``GET /checkpoint``: the latest signed checkpoint, ``text/plain; charset=utf-8``, cached
   for a few seconds at most;
 - ``GET /tile/<L>/<N>[.p/<W>]`` and ``GET /tile/entries/<N>[.p/<W>]``: tiles and entry
-  bundles, ``application/octet-stream``, immutable;
+  bundles, ``application/octet-stream``, immutable; bundles gzip-encoded for clients that
+  accept it;
 - ``GET /proof/<index>[?size=N]``: a ``c2sp.org/tlog-proof@v1`` bundle;
 - ``GET /proof/consistency/<size1>/<size2>``: a consistency proof, one base64 hash a line.
 
@@ -14,9 +15,10 @@ Any tlog client can follow the log from the first two; ``wayhome ledger verify -
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from chain.errors import ChainError, ProofError, StoreError
@@ -43,7 +45,7 @@ def ledger_router(reader: LogReader | Callable[[], LogReader]) -> APIRouter:
         return Response(note, media_type=TEXT, headers={"Cache-Control": CHECKPOINT_CACHE})
 
     @router.get("/tile/{path:path}")
-    def tile(path: str) -> Response:
+    def tile(path: str, request: Request) -> Response:
         try:
             tile_id = parse_path(f"tile/{path}")
         except ChainError as exc:
@@ -52,9 +54,12 @@ def ledger_router(reader: LogReader | Callable[[], LogReader]) -> APIRouter:
             data = get_reader().read_tile(tile_id)
         except ChainError as exc:
             raise HTTPException(404, str(exc)) from None
-        return Response(
-            data, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE_CACHE}
-        )
+        headers = {"Cache-Control": IMMUTABLE_CACHE}
+        # Entry bundles compress well (tlog-tiles says they SHOULD be); hashes do not.
+        if tile_id.level is None and "gzip" in request.headers.get("accept-encoding", ""):
+            data = gzip.compress(data, compresslevel=6)
+            headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        return Response(data, media_type="application/octet-stream", headers=headers)
 
     @router.get("/proof/consistency/{size1}/{size2}", response_class=PlainTextResponse)
     def consistency(size1: int, size2: int) -> Response:

@@ -175,7 +175,9 @@ def test_the_router_serves_tiles_checkpoints_and_proofs(tmp_path: Path) -> None:
         assert tile.headers["content-type"] == "application/octet-stream"
         assert len(tile.content) == 44 * 32
         assert "immutable" in tile.headers["cache-control"]
-        assert client.get("/tile/entries/000").status_code == 200
+        bundle = client.get("/tile/entries/000", headers={"Accept-Encoding": "gzip"})
+        assert bundle.headers["content-encoding"] == "gzip"
+        assert bundle.content.startswith(b"\x00\x07entry 0")
         assert client.get("/tile/0/001").status_code == 404
         assert client.get("/tile/0/1").status_code == 400
         assert client.get("/proof/7").text.startswith("c2sp.org/tlog-proof@v1\nindex 7\n")
