@@ -48,7 +48,7 @@ def keys_to_text(keys: np.ndarray) -> str:
     """Sorted int64 keys as base64 of deflated deltas."""
     ordered = np.sort(np.asarray(keys, dtype=np.int64))
     deltas = np.diff(ordered, prepend=np.int64(0))
-    return base64.b64encode(zlib.compress(deltas.astype("<i8").tobytes(), 6)).decode()
+    return base64.b64encode(zlib.compress(deltas.astype("<i8").tobytes(), 1)).decode()
 
 
 def text_to_keys(text: str) -> np.ndarray:

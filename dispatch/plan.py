@@ -79,14 +79,20 @@ def rounded_geojson(area: BaseGeometry) -> dict[str, Any]:
 def batch_values(
     header: NoticeBatch, recipients: list[bytes], batch_size: int, first_part: int = 0
 ) -> list[bytes]:
-    """The Kafka values of a notice to ``recipients`` (their JSON), ``batch_size`` each."""
+    """The Kafka values of a notice to ``recipients`` (their JSON), ``batch_size`` each.
+
+    The header is serialised once; each part differs from it only in ``"part"``, which the
+    model writes before any free text, so its first occurrence is the field itself.
+    """
+    head = header.model_copy(update={"part": 0}).to_bytes()
+    if not head.endswith(_RECIPIENTS_TAIL) or b'"part":0,' not in head:
+        raise AssertionError("the notice batch no longer reads as its header, then recipients")
+    head = head[: -len(b"[]}")]
     values = []
     for part, start in enumerate(range(0, len(recipients), batch_size), start=first_part):
-        head = header.model_copy(update={"part": part}).to_bytes()
-        if not head.endswith(_RECIPIENTS_TAIL):
-            raise AssertionError("the notice batch no longer ends with its recipients")
+        part_head = head if part == 0 else head.replace(b'"part":0,', b'"part":%d,' % part, 1)
         body = b",".join(recipients[start : start + batch_size])
-        values.append(head[: -len(b"[]}")] + b"[" + body + b"]}")
+        values.append(part_head + b"[" + body + b"]}")
     return values
 
 
