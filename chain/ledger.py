@@ -22,7 +22,7 @@ from chain.checkpoint import Checkpoint, open_checkpoint
 from chain.entries import dispatch_record, sign_entry
 from chain.errors import ChainError, ProofError, StoreError
 from chain.merkle import consistency_proof, inclusion_proof
-from chain.note import Note, Signer, Verifier, parse_note
+from chain.note import Note, Signer, Verifier, check_name, parse_note
 from chain.proof import ProofBundle
 from chain.sequencer import Sequencer
 from chain.store import LogStore, StoredCheckpoint, open_store
@@ -193,6 +193,11 @@ class Ledger(LogReader):
         **options: Any,
     ) -> Ledger:
         """Create a new, empty log with a fresh key (or ``signer``) and sign its empty tree."""
+        check_name(origin)
+        if signer is not None and signer.name != origin:
+            raise StoreError(
+                f"the log key must be named after the origin {origin}, got {signer.name}"
+            )
         if not _is_dsn(target):
             directory = Path(target)
             if (directory / "log.db").exists():

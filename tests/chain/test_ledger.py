@@ -210,3 +210,11 @@ def test_a_batch_whose_commit_fails_stays_pending_and_is_retried(tmp_path: Path)
         log.flush()
         assert log.size == 5
         assert log.entries(0, 5) == _entries(5)
+
+
+def test_init_refuses_a_bad_origin_and_creates_nothing(tmp_path: Path) -> None:
+    from chain.errors import NoteError
+
+    with pytest.raises(NoteError, match="without spaces"):
+        Ledger.init(tmp_path / "log", "bad origin")
+    assert not (tmp_path / "log").exists()
