@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chain import Ledger, LogReader
 from chain.checkpoint import open_checkpoint
@@ -218,3 +221,28 @@ def test_init_refuses_a_bad_origin_and_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(NoteError, match="without spaces"):
         Ledger.init(tmp_path / "log", "bad origin")
     assert not (tmp_path / "log").exists()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(1, 700), min_size=1, max_size=6), st.data())
+def test_any_split_into_batches_stores_the_same_tree(
+    batches: list[int], data: st.DataObject
+) -> None:
+    entries = _entries(sum(batches))
+    reference = MemoryTree.from_entries(entries)
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        Ledger.init(Path(directory) / "log", ORIGIN) as log,
+    ):
+        at = 0
+        for size in batches:
+            log.append_many(entries[at : at + size])
+            log.flush()
+            at += size
+            assert log.checkpoint().root == reference.root(at)
+        n = len(entries)
+        index = data.draw(st.integers(0, n - 1))
+        size = data.draw(st.integers(index + 1, n))
+        assert log.inclusion_proof(index, size) == reference.inclusion_proof(index, size)
+        old = data.draw(st.integers(1, size))
+        assert log.consistency_proof(old, size) == reference.consistency_proof(old, size)
