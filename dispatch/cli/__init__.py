@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from dispatch.cli import broker, ledger, reach, serve, subscribers, tokens, witness
+from dispatch.cli import broker, demo, ledger, reach, serve, subscribers, tokens, witness
 
 app = typer.Typer(
     name="wayhome",
@@ -28,6 +28,7 @@ ledger.register(app)
 witness.register(app)
 reach.register(app)
 serve.register(app)
+demo.register(app)
 tokens.register(app)
 subscribers.register(app)
 
