@@ -9,14 +9,17 @@ is then one contiguous run of the sorted arrays, found with two binary searches.
 are ``codes`` (uint32), ``lon``, ``lat`` (float64, exactly as given) and ``keys`` (int64),
 plus a key-sorted copy of the keys and their positions (int32) for updates: 40 bytes a point.
 
-Query. The area's bounding box is cut into a few cells of a level chosen for its size; each
-cell with points in it is classified with the prepared geometry: a cell whose box lies in the
-area's interior (``contains_properly``) is taken whole, without a test per point; a cell that
-does not touch the area is skipped; a cell on the boundary is split into its four children,
-until it holds few points (or the finest level is reached), and then its points are tested
-one by one with ``shapely.contains_xy``. Boxes are padded by 1e-9 degree so that rounding in
-the cell arithmetic can never misfile a point. The result is therefore exactly the set
-``shapely.contains_xy(geometry, lon, lat)`` selects: a point on the boundary is outside.
+Query. The area's boundary is first rasterised: its rings are cut into pieces of at most half
+a cell, and every cell under a piece (widened by 1e-9 degree, so that rounding can never
+misfile a point) is marked, at the finest level the boundary's length allows. Then the area's
+bounding box is cut into a few cells of a level chosen for its size, and each cell is
+classified: a cell with no marked cell under it lies wholly inside or wholly outside, and one
+``contains_xy`` on its centre says which; a cell inside is taken whole, its run of the sorted
+arrays copied without a test per point; a boundary cell is split (two levels at a time) until
+it holds few points or the finest level is reached, and then its points are tested one by one
+with ``shapely.contains_xy``. The result is therefore exactly the set ``shapely.contains_xy``
+selects on that geometry: a point on the boundary is outside. Geometries that are not
+polygons (lines, collections) are classified by asking shapely about each cell's box instead.
 
 Updates. A point that moves within its finest cell is rewritten in place. A point that moves
 to another cell, or a new point, is marked dead in the sorted arrays (its key becomes a

@@ -24,7 +24,7 @@ from subscribers import (
     Subscriber,
     SubscriberIndex,
 )
-from tests.subscribers.strategies import cloud, rings, stars
+from tests.subscribers.strategies import antimeridian_areas, cloud, multipolygons, rings, stars
 
 NOW = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -286,6 +286,9 @@ def loaded_postgis(request: pytest.FixtureRequest):
     dsn = request.getfixturevalue("postgis_dsn")
     store = PostgisRegistry(dsn, table=f"subscriber_{uuid.uuid4().hex[:12]}")
     _, lon, lat = cloud(3000, seed=11)
+    _, east_lon, east_lat = cloud(1000, seed=12, lon=179.2, lat=0.0, spread_deg=3.0)
+    _, west_lon, west_lat = cloud(1000, seed=13, lon=-179.2, lat=0.0, spread_deg=3.0)
+    lon, lat = np.r_[lon, east_lon, west_lon], np.r_[lat, east_lat, west_lat]
     store.write_all(
         [device(f"p{i}", float(x), float(y)) for i, (x, y) in enumerate(zip(lon, lat, strict=True))]
     )
@@ -311,3 +314,19 @@ def test_the_index_agrees_with_postgis_st_contains_on_rings(loaded_postgis, pair
     store, index = loaded_postgis
     ring = pair[0].difference(pair[1])
     assert np.array_equal(np.sort(index.inside(ring)), np.sort(store.devices_inside(ring)))
+
+
+@pytest.mark.postgis
+@PG_SETTINGS
+@given(area=multipolygons())
+def test_the_index_agrees_with_postgis_st_contains_on_multipolygons(loaded_postgis, area):
+    store, index = loaded_postgis
+    assert np.array_equal(np.sort(index.inside(area)), np.sort(store.devices_inside(area)))
+
+
+@pytest.mark.postgis
+@PG_SETTINGS
+@given(area=antimeridian_areas())
+def test_the_index_agrees_with_postgis_st_contains_across_the_antimeridian(loaded_postgis, area):
+    store, index = loaded_postgis
+    assert np.array_equal(np.sort(index.inside(area)), np.sort(store.devices_inside(area)))
