@@ -259,8 +259,6 @@ class Ledger(LogReader):
         """Integrate every queued entry now; the signed checkpoint covering them."""
         return self.sequencer.integrate().note
 
-    checkpoint_now = flush
-
     def close(self) -> None:
         if self.sequencer.pending:
             self.flush()

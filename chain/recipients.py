@@ -70,11 +70,10 @@ class RecipientProof:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> RecipientProof:
-        try:
-            path = tuple(b64decode(str(h), "a recipient proof hash") for h in data["path"])  # type: ignore[attr-defined]
-            return cls(int(data["index"]), int(data["count"]), path)  # type: ignore[call-overload]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProofError(f"a recipient proof needs index, count and path: {exc}") from None
+        index, count, path = data.get("index"), data.get("count"), data.get("path")
+        if not isinstance(index, int) or not isinstance(count, int) or not isinstance(path, list):
+            raise ProofError("a recipient proof needs an integer index and count, and a path list")
+        return cls(index, count, tuple(b64decode(str(h), "a recipient proof hash") for h in path))
 
 
 class RecipientTree:

@@ -99,7 +99,8 @@ def verify_store(
 
     # (1): every checkpoint signed by the log, for this origin, matching its stored columns.
     checkpoints: list[Checkpoint] = []
-    for stored in store.checkpoints():
+    stored_checkpoints = store.checkpoints()
+    for stored in stored_checkpoints:
         try:
             checkpoint, _, _ = open_checkpoint(stored.note, [verifier], origin=origin)
         except NoteError as exc:
@@ -166,7 +167,7 @@ def verify_store(
         last.root,
         len(leaves),
         len(checkpoints),
-        note=store.latest_checkpoint().note if store.latest_checkpoint() else "",  # type: ignore[union-attr]
+        note=stored_checkpoints[-1].note,
         unsigned_tail=state.size - last.size,
     )
 
