@@ -217,6 +217,12 @@ def register(app: typer.Typer) -> None:
         if state is not None and report.note:
             state.write_text(json.dumps([*seen, report.note], indent=1))
         typer.echo(report.summary())
+        if dir is not None and vkey is None:
+            _err.print(
+                "note: checked against the key stored with the log; pass --vkey to pin the key "
+                "you trust",
+                highlight=False,
+            )
 
     @ledger.command()
     def cosign(
