@@ -1,0 +1,293 @@
+"""The HTTP API's refusals: a 4xx with a sentence, and nothing changed; roles; docs; health.
+
+Runs one service on the embedded broker for the whole module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
+
+from dispatch.clock import ManualClock
+from dispatch.service import Service
+from dispatch.settings import Settings
+from dispatch.topics import DEAD_REASON_HEADER
+from tests.dispatch.harness import START, case_body, device, eventually, prefix
+
+pytestmark = pytest.mark.tansu
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def api(tansu_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    data_dir: Path = tmp_path_factory.mktemp("api")
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=tansu_bootstrap,
+        data_dir=data_dir,
+        topic_prefix=prefix(),
+        partitions=1,
+        fetch_max_wait_ms=50,
+        delivery_guarantee="at_least_once",
+        worker_id="api-tests",
+    )
+    service = await Service(settings, ManualClock(START), run_delivery=False).start()
+    assert service.app is not None and service.tokens is not None
+    tokens = {role: service.tokens.create(role) for role in ("police", "platform", "analyst")}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service.app), base_url="http://wayhome"
+    ) as client:
+        response = await client.post(
+            "/v1/cases", headers=_auth(tokens["police"]), json=case_body("c-known")
+        )
+        assert response.status_code == 201, response.text
+        yield client, tokens, service
+    await service.stop()
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _cases_topic(service: Service) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        service.topics.cases,
+        bootstrap_servers=service.bootstrap_servers,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=1500)
+        return [r.value for records in batch.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        (
+            {"last_seen": {"lat": 91.2, "lon": 113.6, "time": START.isoformat()}},
+            422,
+            "less than or equal to 90",
+        ),
+        (
+            {
+                "last_seen": {
+                    "lat": 34.7,
+                    "lon": 113.6,
+                    "time": (START + timedelta(hours=2)).isoformat(),
+                }
+            },
+            422,
+            "must not be in the future",
+        ),
+        (
+            {"last_seen": {"lat": 34.7, "lon": 113.6, "time": "2026-12-03T10:00:00"}},
+            422,
+            "timezone",
+        ),
+        ({"category": "kidnapped_by_aliens"}, 422, "category must be one of"),
+        (
+            {
+                "perimeter": {
+                    "type": "Polygon",
+                    "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]],
+                }
+            },
+            422,
+            "perimeter",
+        ),
+        ({"texts": []}, 422, "texts"),
+        ({"case_id": "c-known"}, 409, "exists already"),
+        ({"case_id": "has space"}, 422, "case_id"),
+    ],
+)
+async def test_a_bad_case_gets_a_4xx_with_a_sentence_and_changes_nothing(
+    api: Any, change: dict[str, Any], status: int, message: str
+) -> None:
+    client, tokens, service = api
+    before = await _cases_topic(service)
+    body = {**case_body("c-refused"), **change}
+    response = await client.post("/v1/cases", headers=_auth(tokens["police"]), json=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+    assert response.json()["error"].strip()
+    assert len(await _cases_topic(service)) == len(before)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({}, 401, "Authorization: Bearer"),
+        ({"Authorization": "Bearer wh_police_not-a-real-token"}, 401, "not one wayhome knows"),
+        ({"Authorization": "Basic abc"}, 401, "must read 'Bearer"),
+    ],
+)
+async def test_a_missing_or_wrong_token_is_refused(
+    api: Any, headers: dict[str, str], status: int, message: str
+) -> None:
+    client, _, _ = api
+    response = await client.post("/v1/cases", headers=headers, json=case_body("c-x"))
+    assert response.status_code == status and message in response.json()["error"]
+
+
+async def test_only_police_file_change_or_close_a_case(api: Any) -> None:
+    client, tokens, _ = api
+    for role in ("platform", "analyst"):
+        headers = _auth(tokens[role])
+        response = await client.post("/v1/cases", headers=headers, json=case_body("c-y"))
+        assert response.status_code == 403 and "needs a police token" in response.json()["error"]
+        response = await client.post(
+            "/v1/cases/c-known/resolution", headers=headers, json={"outcome": "found"}
+        )
+        assert response.status_code == 403
+    response = await client.get("/v1/cases/c-known", headers=_auth(tokens["analyst"]))
+    assert response.status_code == 200 and response.json()["case_id"] == "c-known"
+
+
+async def test_an_unknown_case_is_404_and_a_bad_sighting_or_perimeter_is_422(api: Any) -> None:
+    client, tokens, _ = api
+    police = _auth(tokens["police"])
+    sighting = {"lat": 30.5, "lon": 114.3, "time": START.isoformat()}
+    response = await client.post("/v1/cases/c-nobody/sightings", headers=police, json=sighting)
+    assert response.status_code == 404 and "no case has the id" in response.json()["error"]
+    response = await client.get("/v1/cases/c-nobody/area", headers=police)
+    assert response.status_code == 404
+    response = await client.post(
+        "/v1/cases/c-known/sightings", headers=police, json={**sighting, "lon": 200}
+    )
+    assert response.status_code == 422 and "lon" in response.json()["error"]
+    response = await client.put(
+        "/v1/cases/c-known/perimeter",
+        headers=police,
+        json={"geometry": {"type": "Polygon", "coordinates": [[[0, 0]]]}},
+    )
+    assert response.status_code == 422 and "perimeter" in response.json()["error"]
+
+
+async def test_a_bad_subscriber_is_422_and_an_unknown_one_cannot_be_deleted(api: Any) -> None:
+    client, tokens, _ = api
+    platform = _auth(tokens["platform"])
+    bad = device("dev-bad", 10, {"kind": "webhook", "url": "ftp://nowhere"})
+    response = await client.post("/v1/subscribers", headers=platform, json=bad)
+    assert response.status_code == 422 and "webhook url" in response.json()["error"]
+    response = await client.post(
+        "/v1/subscribers",
+        headers=platform,
+        json={**device("dev-lat", 10, {"kind": "sse"}), "lat": 123},
+    )
+    assert (
+        response.status_code == 422
+        and "latitude must be within -90..90" in response.json()["error"]
+    )
+    response = await client.delete("/v1/subscribers/dev-nobody", headers=platform)
+    assert response.status_code == 404
+    response = await client.post(
+        "/v1/subscribers",
+        headers=_auth(tokens["police"]),
+        json=device("dev-ok", 10, {"kind": "sse"}),
+    )
+    assert response.status_code == 403
+
+
+async def test_the_area_and_the_cap_document_of_a_dispatched_case(api: Any) -> None:
+    client, tokens, service = api
+    await eventually(lambda: service.view.get("c-known") is not None, what="the first dispatch")
+    headers = _auth(tokens["analyst"])
+    area = (await client.get("/v1/cases/c-known/area", headers=headers)).json()
+    assert area["type"] == "Feature" and area["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    cap = await client.get("/v1/cases/c-known/alert.cap", headers=headers)
+    assert cap.status_code == 200 and b"<msgType>Alert</msgType>" in cap.content
+    assert b"Wang Xiaoming" not in cap.content
+
+
+async def test_openapi_health_and_metrics_are_served(api: Any) -> None:
+    client, _, _ = api
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in (
+        "/v1/cases",
+        "/v1/cases/{case_id}/sightings",
+        "/v1/cases/{case_id}/perimeter",
+        "/v1/cases/{case_id}/resolution",
+        "/v1/cases/{case_id}/area",
+        "/v1/cases/{case_id}/alert.cap",
+        "/v1/subscribers",
+        "/v1/subscribers/{subscriber_id}",
+        "/v1/subscribers/{subscriber_id}/notices",
+        "/healthz",
+        "/metrics",
+        "/v1/ledger/checkpoint",
+    ):
+        assert path in paths, path
+    assert (await client.get("/healthz")).json()["status"] == "ok"
+    metrics = (await client.get("/metrics")).text
+    for name in (
+        "wayhome_open_cases",
+        "wayhome_notices_total",
+        "wayhome_consumer_lag",
+        "wayhome_delivery_latency_seconds",
+    ):
+        assert name in metrics
+
+
+async def test_a_malformed_event_on_cases_is_parked_with_its_reason_and_work_goes_on(
+    api: Any,
+) -> None:
+    client, tokens, service = api
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=service.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(service.topics.cases, b"{not json", key=b"c-garbage")
+        await producer.send_and_wait(
+            service.topics.cases,
+            json.dumps(
+                {
+                    "type": "case.sighting",
+                    "case_id": "c-ghost",
+                    "sighting": {"lat": 1, "lon": 1, "time": START.isoformat()},
+                }
+            ).encode(),
+            key=b"c-ghost",
+        )
+    finally:
+        await producer.stop()
+    response = await client.post(
+        "/v1/cases", headers=_auth(tokens["police"]), json=case_body("c-after-garbage")
+    )
+    assert response.status_code == 201
+    await eventually(
+        lambda: service.view.get("c-after-garbage") is not None, what="the case after the garbage"
+    )
+
+    consumer = AIOKafkaConsumer(
+        service.topics.cases_dead,
+        bootstrap_servers=service.bootstrap_servers,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    reasons: list[str] = []
+    try:
+        for _ in range(20):
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for record in records:
+                    reasons += [v.decode() for k, v in record.headers if k == DEAD_REASON_HEADER]
+            if len(reasons) >= 2:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await consumer.stop()
+    assert any("not JSON" in reason for reason in reasons), reasons
+    assert any("c-ghost is unknown" in reason for reason in reasons), reasons
