@@ -210,8 +210,21 @@ class Service:
         Composed here rather than with ``run_delivery_worker`` because that one asks for an
         idempotent producer, which the embedded broker refuses.
         """
-        from dispatch.notices.delivery import Deliverer, DeliveryWorker
+        from dispatch.notices.delivery import Deliverer, DeliveryReport, DeliveryWorker
         from dispatch.notices.webhook import WebhookSender
+
+        clock, latency = self.clock, self.metrics.delivery_latency
+
+        class MeasuredDeliverer(Deliverer):
+            """Observes, per batch, the time from a notice's ``sent`` to its delivery."""
+
+            async def deliver(self, batches: Any) -> DeliveryReport:
+                batches = list(batches)
+                report = await super().deliver(batches)
+                now = clock.now()
+                for batch in batches:
+                    latency.observe(max(0.0, (now - batch.sent).total_seconds()))
+                return report
 
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
@@ -222,7 +235,7 @@ class Service:
         await producer.start()
         try:
             async with WebhookSender(secrets, max_connections=64) as webhooks:
-                deliverer = Deliverer(
+                deliverer = MeasuredDeliverer(
                     store,
                     webhooks,
                     hub=self.hub,
