@@ -12,7 +12,9 @@ and stops them in reverse.
 
 Files in the data dir: ``service.key`` (32 random bytes: the root of the recipients'
 pseudonym keys and of the webhook secrets), ``tokens.sqlite3``, ``vault.sqlite3``,
-``subscribers.sqlite3``, ``deliveries.sqlite3`` and ``ledger/`` (the log and its keys).
+``subscribers.sqlite3``, ``deliveries.sqlite3`` and ``ledger/`` (the log and its keys). With
+``WAYHOME_DATABASE_URL`` set, subscribers and deliveries live in PostgreSQL instead (PostGIS for
+the subscribers); tokens, the vault and the log stay in the data dir.
 """
 
 from __future__ import annotations
@@ -173,9 +175,13 @@ class Service:
         await self._producer.start()
         self.tokens = TokenStore(data_dir / "tokens.sqlite3")
         vault = Vault(data_dir / "vault.sqlite3")
-        from subscribers import SqliteRegistry
+        from subscribers import PostgisRegistry, SqliteRegistry
 
-        registry = SqliteRegistry(data_dir / "subscribers.sqlite3")
+        registry: Any = (
+            PostgisRegistry(settings.database_url)
+            if settings.database_url
+            else SqliteRegistry(data_dir / "subscribers.sqlite3")
+        )
         self._closers += [self.tokens.close, vault.close]
         from dispatch.ledger_http import ledger_router
 
