@@ -3,9 +3,10 @@
 Design: every complete subtree hash of every fourth tree level (0, 4, 8, ...) is stored, 256
 consecutive hashes of one level to a row. Any other complete subtree hash, at level ``4k + j``
 with ``j`` in 1..3, is rebuilt from at most 8 stored hashes of level ``4k`` of one row. A proof
-from a log of ``n`` leaves thus reads about ``log2(n) / 4`` rows (two per stratum at most) and
-hashes at most ``11 * log2(n) / 4`` times: for 10 million entries, a dozen small reads and
-about 70 hashes. Storage is ``n * 16/15`` hashes.
+from a log of ``n`` leaves thus runs one query per stored level (about ``log2(n) / 4``, each
+fetching one or two rows; rows of upper levels stay cached) and hashes at most
+``11 * log2(n) / 4`` times: for 10 million entries, six queries and about 70 hashes. Storage
+is ``n * 16/15`` hashes.
 
 The alternatives not taken: storing every level (``2n`` hashes, twice the disk for a proof
 that is barely faster), or only the tlog-tiles levels 0, 8, 16, ... (``n * 256/255``
