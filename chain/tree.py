@@ -20,6 +20,7 @@ restart needs no rebuild.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -43,8 +44,14 @@ class StoredTree:
         self.store = store
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_rows = cache_rows
+        self._lock = threading.Lock()
 
     def _rows(self, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        # Readers of an HTTP server share one tree from several threads.
+        with self._lock:
+            return self._rows_locked(wanted)
+
+    def _rows_locked(self, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         rows: dict[tuple[int, int], bytes] = {}
         missing: dict[int, list[int]] = {}
         for key in wanted:
