@@ -11,9 +11,9 @@ Crash safety, in this order, for each batch:
 2. only then is the checkpoint for that state signed and recorded.
 
 An entry is acknowledged (durable) once step 1 has committed: :meth:`Sequencer.integrate`
-returns, or the :meth:`Sequencer.add` call that completed the batch returns. A crash before step 1 loses only
-unacknowledged entries; a crash between 1 and 2 leaves a persisted tree without its
-checkpoint, and opening the log again signs that persisted state. Ed25519 signatures are
+returns, or the :meth:`Sequencer.add` call that completed the batch returns. A crash before
+step 1 loses only unacknowledged entries; a crash between 1 and 2 leaves a persisted tree
+without its checkpoint, and opening the log again signs that persisted state. Ed25519 signatures are
 deterministic and the state is fixed on disk, so a re-signed checkpoint is byte-identical;
 and before signing, the new tree is proven consistent with the last signed checkpoint, so the
 log never signs two roots for one size, nor a tree that does not extend what it signed.
