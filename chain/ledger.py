@@ -66,8 +66,9 @@ class LogReader:
         self.verifier = Verifier.from_vkey(vkey)
 
     @classmethod
-    def open(cls, target: str | Path) -> LogReader:
-        return cls(open_store(target))
+    def open(cls, target: str | Path, *, table_prefix: str = "ledger_") -> LogReader:
+        """A log directory, or a PostgreSQL DSN whose tables start with ``table_prefix``."""
+        return cls(open_store(target, table_prefix=table_prefix))
 
     def close(self) -> None:
         self.store.close()
@@ -190,6 +191,7 @@ class Ledger(LogReader):
         *,
         signer: Signer | None = None,
         submitter: Signer | None = None,
+        table_prefix: str = "ledger_",
         **options: Any,
     ) -> Ledger:
         """Create a new, empty log with a fresh key (or ``signer``) and sign its empty tree."""
@@ -209,8 +211,9 @@ class Ledger(LogReader):
             _write_secret(directory / SUBMITTER_KEY_FILE, submitter.skey())
         elif signer is None:
             raise StoreError("a PostgreSQL log needs its signer key passed in")
-        store = open_store(target, create=True)
+        store = open_store(target, create=True, table_prefix=table_prefix)
         if store.get_meta("origin") is not None:
+            store.close()
             raise StoreError("the database already holds a log")
         store.set_meta("origin", origin)
         store.set_meta("vkey", signer.vkey())
@@ -224,6 +227,7 @@ class Ledger(LogReader):
         *,
         signer: Signer | None = None,
         submitter: Signer | None = None,
+        table_prefix: str = "ledger_",
         **options: Any,
     ) -> Ledger:
         """Open an existing log; a directory's keys are read from its key files."""
@@ -236,7 +240,8 @@ class Ledger(LogReader):
                 submitter = _read_signer(directory / SUBMITTER_KEY_FILE)
         elif signer is None:
             raise StoreError("a PostgreSQL log needs its signer key passed in")
-        return cls(open_store(target), signer, submitter=submitter, **options)
+        store = open_store(target, table_prefix=table_prefix)
+        return cls(store, signer, submitter=submitter, **options)
 
     @property
     def next_index(self) -> int:

@@ -322,11 +322,14 @@ class PostgresStore(LogStore):
         self._conn.close()
 
 
-def open_store(target: str | Path, *, create: bool = False) -> LogStore:
-    """A PostgreSQL store for a ``postgresql://`` DSN, else SQLite at ``target/log.db``."""
+def open_store(
+    target: str | Path, *, create: bool = False, table_prefix: str = "ledger_"
+) -> LogStore:
+    """A PostgreSQL store for a ``postgresql://`` DSN (tables named ``table_prefix...``), else
+    SQLite at ``target/log.db``."""
     text = str(target)
     if text.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(text)
+        return PostgresStore(text, prefix=table_prefix)
     directory = Path(target)
     if create:
         directory.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ from chain.errors import EntryError, StoreError
 from chain.merkle import MemoryTree, leaf_hash, verify_consistency, verify_inclusion
 from chain.proof import ProofBundle
 from chain.recipients import pseudonym
-from chain.store import PostgresStore
 from chain.tiles import TileId, decode_bundle, tiles_for_size
 
 ORIGIN = "ledger.example.org/test"
@@ -175,26 +174,29 @@ def test_a_reader_serves_what_the_writer_signed(tmp_path: Path) -> None:
 @pytest.mark.postgis
 def test_a_postgresql_log_behaves_as_the_sqlite_one(postgis_dsn: str) -> None:
     from chain.note import Signer
+    from chain.verify import verify_store
 
     signer = Signer.generate(ORIGIN)
     prefix = f"ledger_{uuid.uuid4().hex[:12]}_"
-    store = PostgresStore(postgis_dsn, prefix=prefix)
-    store.set_meta("origin", ORIGIN)
-    store.set_meta("vkey", signer.vkey())
     entries = _entries(600)
-    with Ledger(store, signer, batch_size=250) as log:
+    with pytest.raises(StoreError, match="signer key passed in"):
+        Ledger.init(postgis_dsn, ORIGIN, table_prefix=prefix)
+    with Ledger.init(
+        postgis_dsn, ORIGIN, signer=signer, table_prefix=prefix, batch_size=250
+    ) as log:
         log.append_many(entries)
         log.flush()
         assert log.checkpoint().root == MemoryTree.from_entries(entries).root()
-        assert [c.size for c in store.checkpoints()] == [0, 250, 500, 600]
+        assert [c.size for c in log.store.checkpoints()] == [0, 250, 500, 600]
         proof = log.inclusion_proof(599)
         verify_inclusion(599, 600, leaf_hash(entries[599]), proof, log.checkpoint().root)
-    reopened = PostgresStore(postgis_dsn, prefix=prefix)
-    with Ledger(reopened, signer) as log:
+    with pytest.raises(StoreError, match="already holds a log"):
+        Ledger.init(postgis_dsn, ORIGIN, signer=signer, table_prefix=prefix)
+    with Ledger.open(postgis_dsn, signer=signer, table_prefix=prefix) as log:
         assert log.size == 600
-        from chain.verify import verify_store
-
-        assert verify_store(reopened).entries == 600
+        assert verify_store(log.store).entries == 600
+    with LogReader.open(postgis_dsn, table_prefix=prefix) as reader:
+        assert reader.entries(598, 600) == entries[598:]
 
 
 def test_a_batch_whose_commit_fails_stays_pending_and_is_retried(tmp_path: Path) -> None:
