@@ -112,7 +112,7 @@ class Directory:
         return self._channel_number.get((channel, target), -1)
 
     def rows_of(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, keys) of the known subscribers among ``keys``, in the order given."""
+        """(rows, keys) of the known subscribers among ``keys``, in row order."""
         if self._sorted is None:
             all_keys = np.fromiter(self._row.keys(), dtype=np.int64, count=len(self._row))
             all_rows = np.fromiter(self._row.values(), dtype=np.int64, count=len(self._row))
@@ -125,7 +125,12 @@ class Directory:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
         known = sorted_keys[at] == keys
-        return sorted_rows[at[known]], keys[known]
+        rows, keys = sorted_rows[at[known]], keys[known]
+
+        # Rows in ascending order: the columns are then read front to back, which is several
+        # times faster than jumping around a hundred thousand objects.
+        order = np.argsort(rows, kind="stable")
+        return rows[order], keys[order]
 
     def channels_of(self, rows: np.ndarray) -> np.ndarray:
         """The channel number of each row."""

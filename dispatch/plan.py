@@ -159,7 +159,9 @@ class Planner:
     ) -> list[str]:
         """Alert ``keys`` (not yet alerted ones only): batches, alerted groups; returns ids."""
         directory = self.directory
-        keys = np.setdiff1d(np.unique(keys), state.alerted_keys(), assume_unique=True)
+        keys = np.unique(keys)
+        if state.groups:
+            keys = np.setdiff1d(keys, state.alerted_keys(), assume_unique=True)
         rows, keys = directory.rows_of(keys)
         if len(rows) == 0:
             return []
