@@ -201,3 +201,44 @@ def test_append_refuses_an_oversized_line_and_appends_the_others(tmp_path: Path)
     assert result.stdout.split() == ["0", "1"]
     with LogReader.open(tmp_path / "log") as reader:
         assert reader.entries(0, reader.size) == [b"first", b"third"]
+
+
+def test_the_prove_command_prints_bundles_and_consistency_proofs_that_verify(
+    tmp_path: Path,
+) -> None:
+    import base64
+
+    from chain.merkle import verify_consistency
+    from chain.proof import ProofBundle
+
+    directory = str(tmp_path / "log")
+    assert (
+        runner.invoke(app, ["ledger", "init", "--dir", directory, "--origin", ORIGIN]).exit_code
+        == 0
+    )
+    lines = "".join(f"line {i}\n" for i in range(300))
+    appended = runner.invoke(
+        app, ["ledger", "append", "--dir", directory, "--batch-size", "100"], input=lines
+    )
+    assert appended.stdout.split() == [str(i) for i in range(300)]
+    with LogReader.open(tmp_path / "log") as log:
+        verifier = log.verifier
+        root100, root300 = log.checkpoint(100).root, log.checkpoint(300).root
+
+    bundle = runner.invoke(
+        app, ["ledger", "prove", "--dir", directory, "--index", "42", "--size", "100"]
+    )
+    checkpoint, _ = ProofBundle.from_text(bundle.stdout).verify(b"line 42", [verifier])
+    assert checkpoint.size == 100
+
+    proof = runner.invoke(
+        app, ["ledger", "prove", "--dir", directory, "--from", "100", "--to", "300"]
+    )
+    hashes = [base64.b64decode(line) for line in proof.stdout.split()]
+    verify_consistency(100, 300, hashes, root100, root300)
+
+    missing = runner.invoke(
+        app, ["ledger", "prove", "--dir", directory, "--index", "1", "--size", "150"]
+    )
+    assert missing.exit_code == 1
+    assert "no checkpoint of size 150" in missing.output
