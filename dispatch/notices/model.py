@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from shapely.geometry import shape
 
 __all__ = [
     "ChannelKind",
@@ -238,6 +239,21 @@ class NoticeBatch(_Frozen):
         ):
             kind = geometry.get("type") if isinstance(geometry, dict) else type(geometry).__name__
             raise ValueError(f"area must be a GeoJSON Polygon or MultiPolygon, got {kind}")
+
+        try:
+            polygons = shape(geometry)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise ValueError(
+                f"area's coordinates are not a valid {geometry['type']}: {exc}"
+            ) from None
+        if polygons.is_empty:
+            raise ValueError("area must not be empty")
+        west, south, east, north = polygons.bounds
+        if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+            raise ValueError(
+                "area coordinates must be lon within -180..180 and lat within -90..90, got "
+                f"bounds ({west}, {south}, {east}, {north})"
+            )
         return geometry
 
     @model_validator(mode="after")

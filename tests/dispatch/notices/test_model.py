@@ -224,3 +224,56 @@ def test_a_filed_cases_private_fields_cannot_reach_a_notice() -> None:
         assert "Missing girl" in text
         for value in PRIVATE_FIELDS.values():
             assert value not in text
+
+
+@pytest.mark.parametrize(
+    ("area", "message"),
+    [
+        ({"type": "Polygon", "coordinates": "x"}, "not a valid Polygon"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}, "not a valid Polygon"),
+        ({"type": "Polygon", "coordinates": []}, "must not be empty"),
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0], [200, 0], [200, 1], [0, 0]]]},
+            "lon within -180..180",
+        ),
+    ],
+)
+def test_an_area_with_unusable_coordinates_is_refused(area: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        notice_batch(area=area)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw=st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_any_bytes_on_the_topic_give_a_renderable_batch_or_a_validation_error(raw: bytes) -> None:
+    try:
+        batch = NoticeBatch.from_bytes(raw)
+    except ValidationError:
+        return
+    for recipient in batch.recipients:
+        notice_for(batch, recipient)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    field=st.sampled_from(["tick", "msg_type", "sent", "area", "recipients", "case", "circles"]),
+    value=json_values,
+)
+def test_a_batch_with_a_spoiled_field_renders_or_fails_with_a_validation_error(
+    field: str, value: object
+) -> None:
+    raw = json.loads(notice_batch([Recipient(subscriber_id="s", channel="sse")]).to_bytes())
+    raw[field] = value
+    try:
+        batch = NoticeBatch.from_bytes(json.dumps(raw).encode())
+    except ValidationError:
+        return
+    for recipient in batch.recipients:
+        assert json.loads(NoticeRenderer(batch).body(recipient)) == notice_for(batch, recipient)
