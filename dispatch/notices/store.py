@@ -137,7 +137,12 @@ class SqliteDeliveryStore:
 
 
 class PostgresDeliveryStore:
-    """The delivery store in a PostgreSQL table, shared by every delivery worker."""
+    """The delivery store in a PostgreSQL table, shared by every delivery worker.
+
+    Its calls are synchronous: each lookup and each flush holds the worker's event loop for one
+    round trip to the database, which the worker pays once per batch and once per flush
+    interval rather than once per delivery.
+    """
 
     def __init__(self, dsn: str, table: str = "wayhome_deliveries") -> None:
         import psycopg

@@ -21,6 +21,10 @@ slot for up to ``attempts`` delays (about a minute with the defaults) and delays
 offset commit by as much. A separate retry topic would free the slot but reorder a subscriber's
 notices; for a service whose notices are few and urgent, waiting is the better trade.
 
+The sender posts to whatever URL the subscriber registered; refusing targets it must not reach
+(loopback, private ranges, metadata services) is for the API to do when the subscriber
+registers, where the refusal can be explained.
+
 aiohttp is the client: on this workload (small signed POSTs to many keep-alive connections) it
 sustains several times the throughput of httpx's async client.
 """
