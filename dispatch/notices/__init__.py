@@ -4,8 +4,11 @@
   recipients), :class:`Recipient`, :class:`PublicCase`, the stable notice and delivery ids.
 - :mod:`dispatch.notices.rendering` — :func:`notice_for`, the JSON notice one recipient gets.
 - :mod:`dispatch.notices.cap` — the CAP 1.2 XML form.
-- :mod:`dispatch.notices.delivery` — the delivery worker (webhooks, SSE, Kafka) and its dedupe
-  store; :mod:`dispatch.notices.sse` — the SSE hub and its FastAPI router.
+- :mod:`dispatch.notices.delivery` — the delivery worker: webhooks, SSE, platforms' topics.
+- :mod:`dispatch.notices.store` — the dedupe store (SQLite, PostgreSQL) and the delivery
+  guarantee; :mod:`dispatch.notices.webhook` — signed webhooks and their retries;
+  :mod:`dispatch.notices.signing` — subscribers' webhook secrets;
+  :mod:`dispatch.notices.sse` — the SSE hub and its FastAPI router.
 """
 
 from dispatch.notices.errors import CapEncodingError, DedupeStoreError, DeliveryError, NoticeError

@@ -17,8 +17,8 @@ Identifiers
   digits of SHA-256 over ``notice_id``, a newline and the subscriber id. It is stable (the same
   pair always gives the same id, however often the batch is produced or consumed), says nothing
   about the subscriber to whoever reads it in a log, and is what delivery dedupes on: the
-  dedupe store's key, the webhook's ``webhook-id`` header, the SSE event ``id:`` and the Kafka
-  message key of a platform's notice.
+  dedupe store's key, the webhook's ``webhook-id`` header, the SSE event ``id:``, the ``ce_id``
+  header of a platform's Kafka message, and the ``id`` of every JSON notice.
 
 Only a case's PUBLIC fields have a place here (:class:`PublicCase`); every model forbids extra
 fields, so a private field of a case (a name, an identity number, a guardian's phone) is

@@ -12,8 +12,9 @@ What that guarantees, precisely:
   before the store recorded it sends that delivery again after the restart. The window is one
   flush interval of the worker plus the requests in flight when it died.
 - Each delivery carries its stable ``delivery_id`` (webhook ``webhook-id``, SSE ``id:``, the
-  ``id`` of the JSON notice and the Kafka key's companion ``ce_id`` header), so a receiver that
-  remembers the ids it acknowledged sees every notice exactly once: effectively once.
+  ``ce_id`` header of a platform's Kafka message, and the ``id`` of the JSON notice), so a
+  receiver that remembers the ids it acknowledged sees every notice exactly once: effectively
+  once.
 - Everything recorded here is never sent again, however often the batch is consumed.
 
 Two stores share the small :class:`DeliveryStore` interface: SQLite (the embedded default, one
