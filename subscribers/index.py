@@ -191,10 +191,13 @@ class SubscriberIndex:
 
         # (2) cell order: sort (code, position) packed into one uint64, faster than argsort.
         codes = _codes_of(x, y)
-        packed = (codes.astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
-        packed.sort()
-        order = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
-        del packed
+        if n < 2**32:
+            packed = (codes.astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
+            packed.sort()
+            order = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
+            del packed
+        else:
+            order = np.argsort(codes, kind="stable")
 
         index = cls()
         index._codes = codes[order]

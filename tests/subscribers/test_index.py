@@ -256,3 +256,29 @@ def test_an_invalid_query_area_is_refused_with_a_sentence():
     bowtie = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
     with pytest.raises(InvalidSubscriber, match="valid geometry"):
         INDEX.inside(bowtie)
+
+
+def test_an_index_filled_only_by_updates_answers_like_one_built_from_arrays():
+    keys, lon, lat = KEYS[:40_000], LON[:40_000], LAT[:40_000]
+    index = SubscriberIndex.from_arrays([], [], [])
+    index.compact_min = 5000
+    for part in range(0, 40_000, 7000):
+        index.update(keys[part : part + 7000], lon[part : part + 7000], lat[part : part + 7000])
+    area = star(113.6, 34.7, [0.4, 0.9, 0.5, 0.8, 0.6, 0.7])
+
+    assert len(index) == 40_000
+    assert np.array_equal(np.sort(index.inside(area)), truth(area, keys, lon, lat))
+    index.compact()
+    assert np.array_equal(np.sort(index.inside(area)), truth(area, keys, lon, lat))
+
+
+def test_a_geometry_collection_is_answered_like_contains_xy():
+    area = shapely.GeometryCollection(
+        [star(113.6, 34.7, [0.3, 0.5, 0.4]), star(114.5, 35.5, [0.2, 0.3, 0.25, 0.2])]
+    )
+    assert np.array_equal(np.sort(INDEX.inside(area)), truth(area, KEYS, LON, LAT))
+
+
+def test_a_query_area_that_is_not_a_geometry_is_refused_with_a_sentence():
+    with pytest.raises(InvalidSubscriber, match="must be a shapely geometry, got dict"):
+        INDEX.inside({"type": "Polygon", "coordinates": []})
