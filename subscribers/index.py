@@ -593,37 +593,36 @@ def _edge_cells(geometry: BaseGeometry, level: int) -> npt.NDArray[np.uint64]:
     widened by the cell padding, are marked. That is a superset of the cells the boundary
     meets, so a cell left unmarked lies wholly inside or wholly outside the area.
     """
-    width = 360.0 / (1 << level)
-    height = 180.0 / (1 << level)
+    n = 1 << level
     rings = shapely.get_rings(shapely.get_parts(geometry))
     coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+
+    # (1) vertices in cell units, and every edge cut into pieces of at most half a cell.
+    u = (coords[:, 0] + 180.0) * (n / 360.0)
+    v = (coords[:, 1] + 90.0) * (n / 180.0)
     same = ring_of[1:] == ring_of[:-1]
-    x0, y0 = coords[:-1, 0][same], coords[:-1, 1][same]
-    dx, dy = (coords[1:, 0] - coords[:-1, 0])[same], (coords[1:, 1] - coords[:-1, 1])[same]
+    u0, v0 = u[:-1][same], v[:-1][same]
+    du, dv = (u[1:] - u[:-1])[same], (v[1:] - v[:-1])[same]
+    pieces = np.ceil(2.0 * np.maximum(np.abs(du), np.abs(dv))).astype(np.int64)
+    np.maximum(pieces, 1, out=pieces)
+    edge = np.repeat(np.arange(len(u0)), pieces)
+    start = np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    frac, step = start / pieces[edge], 1.0 / pieces[edge]
+    au, av = u0[edge] + du[edge] * frac, v0[edge] + dv[edge] * frac
+    bu, bv = au + du[edge] * step, av + dv[edge] * step
 
-    # (1) cut every edge into pieces no longer than half a cell on either axis.
-    pieces = np.maximum(np.ceil(2.0 * np.maximum(np.abs(dx) / width, np.abs(dy) / height)), 1)
-    pieces = pieces.astype(np.int64)
-    edge = np.repeat(np.arange(len(x0)), pieces)
-    step = np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-    t0 = step / pieces[edge]
-    t1 = (step + 1) / pieces[edge]
-    ax, bx = x0[edge] + dx[edge] * t0, x0[edge] + dx[edge] * t1
-    ay, by = y0[edge] + dy[edge] * t0, y0[edge] + dy[edge] * t1
-
-    # (2) the (at most 2 x 2) cells under each piece's widened box.
-    cells_x = (1 << level) / 360.0
-    cells_y = (1 << level) / 180.0
-    lo_x = np.floor((np.minimum(ax, bx) - _CELL_PAD_DEG + 180.0) * cells_x).astype(np.int64)
-    hi_x = np.floor((np.maximum(ax, bx) + _CELL_PAD_DEG + 180.0) * cells_x).astype(np.int64)
-    lo_y = np.floor((np.minimum(ay, by) - _CELL_PAD_DEG + 90.0) * cells_y).astype(np.int64)
-    hi_y = np.floor((np.maximum(ay, by) + _CELL_PAD_DEG + 90.0) * cells_y).astype(np.int64)
-    cx = (lo_x[:, None] + _CHILD_X).ravel()
-    cy = (lo_y[:, None] + _CHILD_Y).ravel()
-    keep = (cx <= np.repeat(hi_x, 4)) & (cy <= np.repeat(hi_y, 4))
-    last = (1 << level) - 1
-    cx = np.clip(cx[keep], 0, last)
-    cy = np.clip(cy[keep], 0, last)
+    # (2) the cells under each piece's widened box: one, or two or four where it crosses.
+    pad_u, pad_v = _CELL_PAD_DEG * (n / 360.0), _CELL_PAD_DEG * (n / 180.0)
+    lo_x = np.floor(np.minimum(au, bu) - pad_u).astype(np.int64)
+    hi_x = np.floor(np.maximum(au, bu) + pad_u).astype(np.int64)
+    lo_y = np.floor(np.minimum(av, bv) - pad_v).astype(np.int64)
+    hi_y = np.floor(np.maximum(av, bv) + pad_v).astype(np.int64)
+    wide, tall = hi_x > lo_x, hi_y > lo_y
+    both = wide & tall
+    cx = np.concatenate([lo_x, lo_x[wide] + 1, lo_x[tall], lo_x[both] + 1])
+    cy = np.concatenate([lo_y, lo_y[wide], lo_y[tall] + 1, lo_y[both] + 1])
+    np.clip(cx, 0, n - 1, out=cx)
+    np.clip(cy, 0, n - 1, out=cy)
     marked = _morton(cx, cy)
     marked.sort()
     return marked
