@@ -538,7 +538,11 @@ class Dispatcher:
                 if offsets:
                     await self._producer.send_offsets_to_transaction(offsets, self.config.group_id)
         else:
-            await self._send_all(messages)
+            # In this order, each step acknowledged before the next: the notices and the log
+            # record, then the state that says they went out, then the offset.
+            state_topic = self.topics.state
+            await self._send_all([m for m in messages if m[0] != state_topic])
+            await self._send_all([m for m in messages if m[0] == state_topic])
             if offsets:
                 await self._consumer.commit(offsets)
 
