@@ -6,7 +6,8 @@ It then, through the HTTP API like any client:
 
 1. subscribes ``subscribers`` synthetic devices (population-weighted around China's cities,
    :mod:`subscribers.synthetic`) by server-sent events, and one platform watching Henan;
-2. files a case in Zhengzhou (a child taken by car, last seen a few minutes ago);
+2. files a case in Zhengzhou (a child taken by car, last seen a few minutes ago), whose area is
+   the multimodal reach: walking, driving and high-speed rail from the stations in reach;
 3. lets the case tick for ``hours`` of case time, showing the area and the alerted count;
 4. adds a sighting in Wuhan half-way (the area restarts there; everyone alerted gets an
    Update) and resolves the case at the end (a Cancel to exactly those alerted);
@@ -142,6 +143,7 @@ async def run_demo(
                 case = {
                     "case_id": "demo-zhengzhou",
                     "category": "vehicle_abduction",
+                    "policy": "multimodal",
                     "last_seen": {
                         "lat": ZHENGZHOU[0],
                         "lon": ZHENGZHOU[1],
