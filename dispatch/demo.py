@@ -216,8 +216,12 @@ async def run_demo(
                     state := service.view.get("demo-zhengzhou")
                 ) is None or state.status != "resolved":
                     await asyncio.sleep(0.1)
+            # The log's recorder follows the dispatches; wait (a while at most) for the last.
+            for _ in range(100):
+                if service.recorder is None or service.recorder.appended >= state.tick + 1:
+                    break
+                await asyncio.sleep(0.1)
             service.ledger.flush()
-            await asyncio.sleep(1.0)
             outcome.update(
                 tick=state.tick, alerted=state.alerted_count(), log_size=service.ledger.size
             )
