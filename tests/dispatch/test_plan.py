@@ -132,3 +132,65 @@ def test_case_state_survives_a_round_trip_through_bytes() -> None:
 def test_alerted_keys_encode_and_decode_exactly(keys: list[int]) -> None:
     array = np.array(keys, dtype=np.int64)
     assert np.array_equal(text_to_keys(keys_to_text(array)), np.sort(array))
+
+
+def test_watched_areas_and_platforms_touching_the_area_are_alerted_once() -> None:
+    lat, lon = ZHENGZHOU
+    near_area = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [lon + 0.5, lat],
+                [lon + 0.6, lat],
+                [lon + 0.6, lat + 0.1],
+                [lon + 0.5, lat],
+            ]
+        ],
+    }
+    far_area = {
+        "type": "Polygon",
+        "coordinates": [
+            [[lon + 20, lat], [lon + 20.1, lat], [lon + 20.1, lat + 0.1], [lon + 20, lat]]
+        ],
+    }
+    planner = _planner(
+        [
+            {"id": "watch-near", "kind": "area", "area": near_area, "channel": HOOK},
+            {"id": "watch-far", "kind": "area", "area": far_area, "channel": HOOK},
+            {
+                "id": "platform-all",
+                "kind": "platform",
+                "channel": {"kind": "kafka", "topic": "p.n"},
+            },
+        ]
+    )
+    state = _case()
+    first = planner.tick(state, START)
+    assert sorted(_recipients(first.batches, "Alert")) == ["platform-all", "watch-near"]
+    later = planner.tick(state, START + timedelta(minutes=31))
+    assert _recipients(later.batches, "Alert") == []
+
+
+def test_a_replacing_perimeter_changes_the_area_and_updates_the_alerted() -> None:
+    lat, lon = ZHENGZHOU
+    planner = _planner([device("a", 10, HOOK), device("far", 900, HOOK)])
+    state = _case()
+    planner.tick(state, START)
+    box = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [lon + 9.0, lat - 0.5],
+                [lon + 11.0, lat - 0.5],
+                [lon + 11.0, lat + 0.5],
+                [lon + 9.0, lat + 0.5],
+                [lon + 9.0, lat - 0.5],
+            ]
+        ],
+    }
+    state.set_perimeter(box, "replace", START + timedelta(minutes=2))
+    changed = planner.due(state, START + timedelta(minutes=2))
+    assert changed is not None
+    assert _recipients(changed.batches, "Update") == ["a"]
+    assert _recipients(changed.batches, "Alert") == ["far"]
+    assert state.previous_area is not None and state.previous_area.bounds[0] >= lon + 8.9
