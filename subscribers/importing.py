@@ -73,6 +73,10 @@ def read_rows(path: Path) -> tuple[int, Iterator[dict[str, Any]]]:
         raise ImportFailed(
             f"cannot import {path.name}: it could not be read as {suffix[1:]} ({exc})"
         ) from None
+    crs = getattr(frame, "crs", None)
+    if crs is not None and not crs.equals("EPSG:4326", ignore_axis_order=True):
+        # Positions are WGS84 lon/lat everywhere in wayhome; a projected file is converted.
+        frame = frame.to_crs("EPSG:4326")
     if "id" not in frame.columns:
         raise ImportFailed(f"cannot import {path.name}: it has no 'id' column")
     return len(frame), _rows_of(frame)

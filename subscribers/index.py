@@ -40,6 +40,7 @@ Positions are personal data: nothing here logs a coordinate, only counts.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -265,7 +266,9 @@ class SubscriberIndex:
             area, without = _QueryArea(geometry), None
         else:
             polygons = [g for g in (geometry, excluded) if _polygonal(g)]
-            level = _edge_level(polygons) if polygons else _FINEST_LEVEL
+            level = (
+                _edge_level([_ring_coordinates(g) for g in polygons]) if polygons else _FINEST_LEVEL
+            )
             area, without = _QueryArea(geometry, level), _QueryArea(excluded, level)
         with self._lock:
             whole, tested = self._select_sorted(area, without)
@@ -542,14 +545,13 @@ def _start_cells(bounds: Sequence[float], finest_level: int) -> tuple[int, Int64
     minx, maxx = max(minx, -180.0), min(maxx, 180.0)
     miny, maxy = max(miny, -90.0), min(maxy, 90.0)
     span = max((maxx - minx) / 360.0, (maxy - miny) / 180.0, 2.0**-_FINEST_LEVEL)
-    level = int(np.clip(np.floor(-np.log2(span)) + _START_CELLS_LOG2, 0, finest_level))
+    level = min(max(math.floor(-math.log2(span)) + _START_CELLS_LOG2, 0), finest_level)
     cells = 1 << level
-    ix0, ix1 = (int(np.floor((v + 180.0) * cells / 360.0)) for v in (minx, maxx))
-    iy0, iy1 = (int(np.floor((v + 90.0) * cells / 180.0)) for v in (miny, maxy))
+    ix0, ix1 = (math.floor((v + 180.0) * cells / 360.0) for v in (minx, maxx))
+    iy0, iy1 = (math.floor((v + 90.0) * cells / 180.0) for v in (miny, maxy))
     xs = np.arange(max(ix0, 0), min(ix1, cells - 1) + 1, dtype=np.int64)
     ys = np.arange(max(iy0, 0), min(iy1, cells - 1) + 1, dtype=np.int64)
-    gx, gy = np.meshgrid(xs, ys)
-    return level, gx.ravel(), gy.ravel()
+    return level, np.tile(xs, len(ys)), np.repeat(ys, len(xs))
 
 
 _CHILD_X = np.array([0, 1, 0, 1], dtype=np.int64)
@@ -571,12 +573,16 @@ _DESCENDANTS = {step: _descendants(step) for step in range(1, _DESCENT_STEP + 1)
 _MAX_EDGE_PIECES = 8_000
 
 
-def _edge_level(geometries: Sequence[BaseGeometry]) -> int:
-    """The finest level at which rasterising these polygons' boundaries stays cheap."""
+def _ring_coordinates(geometry: BaseGeometry) -> tuple[FloatArray, Int64Array]:
+    """Vertices of every ring of a polygonal geometry, and the ring each belongs to."""
+    rings = shapely.get_rings(shapely.get_parts(geometry))
+    return shapely.get_coordinates(rings, return_index=True)
+
+
+def _edge_level(rings: Sequence[tuple[FloatArray, Int64Array]]) -> int:
+    """The finest level at which rasterising these rings stays cheap."""
     perimeter_deg = 0.0
-    for geometry in geometries:
-        rings = shapely.get_rings(shapely.get_parts(geometry))
-        coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    for coords, ring_of in rings:
         same = ring_of[1:] == ring_of[:-1]
         steps = np.abs(np.diff(coords, axis=0))[same]
         perimeter_deg += float((steps[:, 0] / 360.0 + steps[:, 1] / 180.0).sum())
@@ -586,7 +592,7 @@ def _edge_level(geometries: Sequence[BaseGeometry]) -> int:
     return level
 
 
-def _edge_cells(geometry: BaseGeometry, level: int) -> npt.NDArray[np.uint64]:
+def _edge_cells(coords: FloatArray, ring_of: Int64Array, level: int) -> npt.NDArray[np.uint64]:
     """Sorted Morton codes of every level-``level`` cell that the boundary may touch.
 
     The rings are cut into pieces of at most half a cell; the cells under each piece's box,
@@ -594,8 +600,6 @@ def _edge_cells(geometry: BaseGeometry, level: int) -> npt.NDArray[np.uint64]:
     meets, so a cell left unmarked lies wholly inside or wholly outside the area.
     """
     n = 1 << level
-    rings = shapely.get_rings(shapely.get_parts(geometry))
-    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
 
     # (1) vertices in cell units, and every edge cut into pieces of at most half a cell.
     u = (coords[:, 0] + 180.0) * (n / 360.0)
@@ -647,8 +651,9 @@ class _QueryArea:
         self.edges: npt.NDArray[np.uint64] | None = None
         self.finest_level = _FINEST_LEVEL
         if _polygonal(geometry):
-            level = _edge_level([geometry]) if edge_level is None else edge_level
-            self.edges = _edge_cells(geometry, level)
+            coords, ring_of = _ring_coordinates(geometry)
+            level = _edge_level([(coords, ring_of)]) if edge_level is None else edge_level
+            self.edges = _edge_cells(coords, ring_of, level)
             self.finest_level = level
 
     def classify(

@@ -330,3 +330,20 @@ def test_the_index_agrees_with_postgis_st_contains_on_multipolygons(loaded_postg
 def test_the_index_agrees_with_postgis_st_contains_across_the_antimeridian(loaded_postgis, area):
     store, index = loaded_postgis
     assert np.array_equal(np.sort(index.inside(area)), np.sort(store.devices_inside(area)))
+
+
+def test_a_projected_file_is_imported_in_lon_lat(registry: Registry, tmp_path: Path):
+    frame = geopandas.GeoDataFrame(
+        {"id": ["phone-1"], "channel_kind": ["sse"]},
+        geometry=[shapely.Point(113.65, 34.76)],
+        crs="EPSG:4326",
+    ).to_crs("EPSG:3857")
+    path = tmp_path / "projected.gpkg"
+    frame.to_file(path)
+
+    report = registry.import_file(path)
+
+    assert report.accepted == 1
+    stored = registry.get("phone-1")
+    assert stored.lon == pytest.approx(113.65, abs=1e-9)
+    assert stored.lat == pytest.approx(34.76, abs=1e-9)
