@@ -193,6 +193,9 @@ class Directory:
                     subscriber.id, "device", channel.kind, target, subscriber.language or "en", key
                 )
             )
+            if key in self._area_keys:  # it was a watched area until now
+                self.areas.remove(key)
+                self._area_keys.discard(key)
             keys[row], lon[row], lat[row] = key, subscriber.lon, subscriber.lat
         self.devices.update(keys, lon, lat)
 

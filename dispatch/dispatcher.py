@@ -229,12 +229,14 @@ class Dispatcher:
                 self.ready.set()
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=20_000)
-                devices = []
+                devices: list[Any] = []
+                pending: list[tuple[ConsumerRecord[Any, Any], Any]] = []
                 for records in batch.values():
                     for record in records:
-                        subscriber = self._apply_subscriber(record)
+                        subscriber = self._apply_subscriber(record, pending)
                         if subscriber is not None:
                             devices.append(subscriber)
+                self._flush_devices(pending)
                 if devices and self.ready.is_set():
                     self._moved += [(key_of(s.id), float(s.lon), float(s.lat)) for s in devices]
                 if not self.ready.is_set():
@@ -251,24 +253,49 @@ class Dispatcher:
         finally:
             await consumer.stop()
 
-    def _apply_subscriber(self, record: ConsumerRecord[Any, Any]) -> Any:
-        """Apply one subscriber event; returns the device when it is one that moved."""
+    def _apply_subscriber(
+        self, record: ConsumerRecord[Any, Any], pending: list[tuple[ConsumerRecord[Any, Any], Any]]
+    ) -> Any:
+        """Apply one subscriber event; returns the device when it is one that moved.
+
+        Devices are only validated here and queued in ``pending``, to enter the index in one
+        array update (:meth:`_flush_devices`); anything else flushes the queue first, so events
+        still apply in their order.
+        """
         from subscribers import Subscriber
 
         try:
             event = decode_subscriber_event(record.key, record.value, record.headers)
             if isinstance(event, SubscriberDeleted):
+                self._flush_devices(pending)
                 self.directory.delete(event.subscriber_id)
                 return None
             try:
                 subscriber = Subscriber.model_validate(event.subscriber)
             except ValueError as error:
                 raise MalformedEvent(f"the subscriber is invalid: {_sentence(error)}") from None
+            if subscriber.kind == "device":
+                pending.append((record, subscriber))
+                return subscriber
+            self._flush_devices(pending)
             self.directory.upsert(subscriber)
         except (MalformedEvent, ValueError) as error:
             self._park_plain(record, str(error))
-            return None
-        return subscriber if subscriber.kind == "device" else None
+        return None
+
+    def _flush_devices(self, pending: list[tuple[ConsumerRecord[Any, Any], Any]]) -> None:
+        """Put the queued devices into the directory in one go."""
+        if not pending:
+            return
+        try:
+            self.directory.bulk_devices([subscriber for _, subscriber in pending])
+        except ValueError:  # a key collision: one by one, parking the offender
+            for record, subscriber in pending:
+                try:
+                    self.directory.upsert(subscriber)
+                except ValueError as error:
+                    self._park_plain(record, str(error))
+        pending.clear()
 
     def _park_plain(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
         """Park an unreadable event (outside any transaction) on its dead-letter topic."""
