@@ -20,6 +20,12 @@ notices. The ids ride along on ``dispatches`` exactly as they ride on ``notices`
 
 A crash between 2 and 3 re-reads records already in the log, which step 2 drops. So the log
 holds exactly one entry per committed dispatch.
+
+4. publish what the log gained on the ``ledger`` topic, for replicas and witnesses that follow
+   Kafka rather than the tiles: each new entry (key: its index, ``ce_type``
+   ``org.wayhome.ledger.entry``), then the signed checkpoint that covers it
+   (``org.wayhome.ledger.checkpoint``). Entries are published from the size the log had when
+   the recorder started; a replica that needs older ones reads them from the tiles.
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from chain.entries import parse_entry
 from chain.recipients import pseudonym
+from dispatch.events import cloudevent_headers
 from dispatch.plan import case_secret, text_to_recipients
 
 logger = logging.getLogger(__name__)
+
+_SOURCE = "urn:wayhome:recorder"
 
 
 class Recorder:
@@ -52,8 +61,16 @@ class Recorder:
         secret: bytes = b"wayhome-pseudonyms",
         group_id: str = "wayhome-recorder",
         fetch_max_wait_ms: int = 200,
+        ledger_topic: str | None = None,
     ) -> None:
         self.ledger = ledger
+        self.ledger_topic = ledger_topic
+        self._producer = (
+            AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+            if ledger_topic
+            else None
+        )
+        self._published = 0
         self.secret = secret
         self.topic = topic
         self.recorded: set[tuple[str, int]] = set()
@@ -79,6 +96,9 @@ class Recorder:
 
     async def start(self) -> None:
         self._known_dispatches()
+        self._published = self.ledger.size
+        if self._producer is not None:
+            await self._producer.start()
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="recorder")
         logger.info("recorder started known_dispatches=%d", len(self.recorded))
@@ -88,12 +108,37 @@ class Recorder:
             batch = await self._consumer.getmany(timeout_ms=200, max_records=500)
             if not batch:
                 self.ledger.tick()
+                await self._publish()
                 continue
             for records in batch.values():
                 for message in records:
                     self._record(message.value, message.offset)
             self.ledger.flush()
             await self._consumer.commit()
+            await self._publish()
+
+    async def _publish(self) -> None:
+        """Put the entries the log gained, and its checkpoint, on the ``ledger`` topic."""
+        size = self.ledger.size
+        if self._producer is None or self.ledger_topic is None or size <= self._published:
+            return
+        origin = self.ledger.checkpoint().origin
+        for index, entry in enumerate(self.ledger.entries(self._published, size), self._published):
+            headers = cloudevent_headers(
+                "ledger.entry", event_id=f"{origin}/entry/{index}", source=_SOURCE
+            )
+            await self._producer.send(
+                self.ledger_topic, entry, key=str(index).encode(), headers=headers
+            )
+        note = self.ledger.checkpoint_note(size).encode()
+        headers = cloudevent_headers(
+            "ledger.checkpoint", event_id=f"{origin}/checkpoint/{size}", source=_SOURCE
+        )
+        headers = [(k, b"text/plain" if k == "content-type" else v) for k, v in headers]
+        await self._producer.send_and_wait(
+            self.ledger_topic, note, key=b"checkpoint", headers=headers
+        )
+        self._published = size
 
     def _record(self, value: bytes | None, offset: int) -> None:
         try:
@@ -123,3 +168,8 @@ class Recorder:
             await self._consumer.stop()
         with contextlib.suppress(Exception):
             self.ledger.flush()
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._publish()
+            with contextlib.suppress(Exception):
+                await self._producer.stop()

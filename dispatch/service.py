@@ -130,6 +130,7 @@ class Service:
                 self.ledger,
                 secret=key,
                 group_id=f"{settings.topic_prefix}recorder",
+                ledger_topic=self.topics.ledger,
                 fetch_max_wait_ms=fetch_wait_ms,
             )
             await self.recorder.start()

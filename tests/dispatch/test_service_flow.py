@@ -195,6 +195,15 @@ async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
         assert ticks == [0, 1, 2, 3, 4] and report.entries == 5
         assert sum(r["recipients"]["count"] for r in records) == 7 + 7 + 7
 
+        # The log's entries and checkpoints are on the ledger topic for replicas.
+        logged = set(service.ledger.entries(0, service.ledger.size))
+        for _ in range(10):
+            ledger_values = await _topic_values(bootstrap, f"{settings.topic_prefix}ledger")
+            if {v for v in ledger_values if v.startswith(b"{")} == logged:
+                break
+        assert {v for v in ledger_values if v.startswith(b"{")} == logged
+        assert any(v.startswith(b"localhost/wayhome\n") for v in ledger_values)
+
         # Private fields travel nowhere: not on cases, not in notices, not in the log.
         for topic in ("cases", "notices", "dispatch.state", "dispatches"):
             for value in await _topic_values(bootstrap, f"{settings.topic_prefix}{topic}"):
