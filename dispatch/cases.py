@@ -65,18 +65,23 @@ class AlertGroup:
     channel: str
     target: str | None
     keys: np.ndarray
+    _keys_text: str | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
+        # A group never changes once made, so its keys are encoded once, not at every dispatch.
+        if self._keys_text is None:
+            self._keys_text = keys_to_text(self.keys)
         return {
             "tick": self.tick,
             "channel": self.channel,
             "target": self.target,
-            "keys": keys_to_text(self.keys),
+            "keys": self._keys_text,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AlertGroup:
-        return cls(data["tick"], data["channel"], data["target"], text_to_keys(data["keys"]))
+        keys = text_to_keys(data["keys"])
+        return cls(data["tick"], data["channel"], data["target"], keys, data["keys"])
 
 
 @dataclass
