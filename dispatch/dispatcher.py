@@ -462,14 +462,16 @@ class Dispatcher:
         if known_state is None:
             raise MalformedEvent(f"case {event.case_id} is unknown; report it before changing it")
         state = known_state
-        if not state.remember_event(event_id):
+        if event_id in state.applied:
             return None
         if state.status != "open":
             raise MalformedEvent(f"case {event.case_id} is closed; it cannot change any more")
+        if isinstance(event, PerimeterSet):
+            check_perimeter(event.perimeter)
+        state.remember_event(event_id)
         if isinstance(event, SightingAdded):
             state.add_sighting(event.sighting, now)
         elif isinstance(event, PerimeterSet):
-            check_perimeter(event.perimeter)
             state.set_perimeter(event.perimeter, event.mode, now)
         elif isinstance(event, CaseResolved):
             state.resolve(event.outcome, now)
