@@ -438,7 +438,10 @@ class SubscriberIndex:
 
     def remove(self, keys: Any) -> int:
         """Delete the points of ``keys``; returns how many were there; unknown keys are skipped."""
-        k = np.unique(np.asarray(keys, dtype=np.int64))
+        try:
+            k = np.unique(np.asarray(keys, dtype=np.int64).ravel())
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidSubscriber(f"keys to remove must be int64 values: {exc}") from None
         with self._lock:
             main_pos, found = self._positions_of(k)
             main_pos = main_pos[self._keys[main_pos] != _DEAD]

@@ -282,3 +282,10 @@ def test_a_geometry_collection_is_answered_like_contains_xy():
 def test_a_query_area_that_is_not_a_geometry_is_refused_with_a_sentence():
     with pytest.raises(InvalidSubscriber, match="must be a shapely geometry, got dict"):
         INDEX.inside({"type": "Polygon", "coordinates": []})
+
+
+def test_removing_keys_that_are_not_integers_is_refused_with_a_sentence():
+    index = SubscriberIndex.from_arrays([1], [10.0], [10.0])
+    with pytest.raises(InvalidSubscriber, match="keys to remove must be int64"):
+        index.remove(["phone-1"])
+    assert len(index) == 1
