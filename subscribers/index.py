@@ -73,9 +73,20 @@ def _spread_bits(v: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return (v | (v << np.uint64(1))) & np.uint64(0x55555555)
 
 
+_SPREAD_BYTE = _spread_bits(np.arange(256, dtype=np.uint64))
+_SPREAD_BYTE_Y = _SPREAD_BYTE << np.uint64(1)
+
+
 def _morton(ix: npt.NDArray[Any], iy: npt.NDArray[Any]) -> npt.NDArray[np.uint64]:
     """Morton code of cells (ix, iy) of one level, x in the even bits."""
-    return _spread_bits(ix.astype(np.uint64)) | (_spread_bits(iy.astype(np.uint64)) << np.uint64(1))
+    if len(ix) > 4096:
+        x, y = ix.astype(np.uint64), iy.astype(np.uint64)
+        return _spread_bits(x) | (_spread_bits(y) << np.uint64(1))
+
+    # Few cells (the common case in a query): look the bytes up, fewer numpy calls.
+    x, y = ix.astype(np.intp), iy.astype(np.intp)
+    low = _SPREAD_BYTE[x & 255] | _SPREAD_BYTE_Y[y & 255]
+    return low | ((_SPREAD_BYTE[x >> 8] | _SPREAD_BYTE_Y[y >> 8]) << np.uint64(16))
 
 
 def _finest_cells(lon: FloatArray, lat: FloatArray) -> tuple[Int64Array, Int64Array]:
