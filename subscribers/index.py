@@ -235,6 +235,11 @@ class SubscriberIndex:
         return len(self._keys) - self._dead + len(self._delta_keys)
 
     @property
+    def pending(self) -> int:
+        """Moved or added points waiting in the delta to be merged into the sorted arrays."""
+        return len(self._delta_keys)
+
+    @property
     def nbytes(self) -> int:
         """Bytes held by the index's arrays."""
         arrays = (
