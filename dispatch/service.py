@@ -102,6 +102,14 @@ class Service:
         self._closers: list[Any] = []
 
     async def start(self) -> Service:
+        """Start every part; on a failure, stop what had started (the broker above all)."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> Service:
         settings = self.settings
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -292,11 +300,14 @@ class Service:
         for close in self._closers:
             with contextlib.suppress(Exception):
                 close()
+        self._closers = []
         if self.ledger is not None:
             with contextlib.suppress(Exception):
                 self.ledger.close()
+            self.ledger = None
         if self.broker is not None:
-            await self.broker.astop()
+            broker, self.broker = self.broker, None
+            await broker.astop()
         logger.info("service stopped")
 
     async def __aenter__(self) -> Service:
