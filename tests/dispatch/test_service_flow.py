@@ -1,4 +1,4 @@
-"""A case end to end through the running service, on Apache Kafka and on the embedded broker.
+"""A case end to end through the running service: Apache Kafka, Kafka with PostGIS, tansu.
 
 File → Alert by webhook and SSE; a device moving into the area alerted on its update; the next
 tick reaching further; a sighting → Update to everyone alerted; the resolution → Cancel to
@@ -34,8 +34,11 @@ from tests.dispatch.harness import (
 )
 
 BROKERS = [
-    pytest.param("kafka_bootstrap", marks=pytest.mark.kafka, id="kafka"),
-    pytest.param("tansu_bootstrap", marks=pytest.mark.tansu, id="tansu"),
+    pytest.param("kafka_bootstrap", False, marks=pytest.mark.kafka, id="kafka"),
+    pytest.param("tansu_bootstrap", False, marks=pytest.mark.tansu, id="tansu"),
+    pytest.param(
+        "kafka_bootstrap", True, marks=[pytest.mark.kafka, pytest.mark.postgis], id="kafka-postgis"
+    ),
 ]
 
 
@@ -58,13 +61,17 @@ async def _topic_values(bootstrap: str, topic: str) -> list[bytes]:
     return values
 
 
-@pytest.mark.parametrize("broker", BROKERS)
+@pytest.mark.parametrize(("broker", "postgis"), BROKERS)
 async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
-    broker: str, request: pytest.FixtureRequest, tmp_path: Path
+    broker: str, postgis: bool, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     bootstrap = request.getfixturevalue(broker)
+    # With a database URL, subscribers live in PostGIS and deliveries in PostgreSQL.
+    database_url = request.getfixturevalue("postgis_dsn") if postgis else None
+    case_id = f"c-flow-{broker[:5]}{'-pg' if postgis else ''}"
     settings = Settings(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        database_url=database_url,
         data_dir=tmp_path,
         topic_prefix=prefix(),
         partitions=2,
@@ -108,7 +115,7 @@ async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
             sse = await SseClient(f"{api.url}/v1/subscribers/s1/notices", platform_token).start()
 
             # (1) file: the first tick runs at once; 100 km tier.
-            response = await client.post("/v1/cases", headers=police, json=case_body("c-flow"))
+            response = await client.post("/v1/cases", headers=police, json=case_body(case_id))
             assert response.status_code == 201, response.text
             await eventually(
                 lambda: (
@@ -140,7 +147,7 @@ async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
             # (4) a sighting: an Update to everyone alerted.
             sighting = {"lat": 34.7466, "lon": 113.70, "time": clock.now().isoformat()}
             response = await client.post(
-                "/v1/cases/c-flow/sightings", headers=police, json=sighting
+                f"/v1/cases/{case_id}/sightings", headers=police, json=sighting
             )
             assert response.status_code == 202, response.text
             alerted = set(near) | {"far", "mid"}
@@ -154,7 +161,7 @@ async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
 
             # (5) the resolution: a Cancel to exactly the alerted, on each one's channel.
             response = await client.post(
-                "/v1/cases/c-flow/resolution", headers=police, json={"outcome": "found"}
+                f"/v1/cases/{case_id}/resolution", headers=police, json={"outcome": "found"}
             )
             assert response.status_code == 202, response.text
             await eventually(
@@ -167,12 +174,12 @@ async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
             await eventually(
                 lambda: (
                     service.view is not None
-                    and service.view.get("c-flow") is not None
-                    and service.view.get("c-flow").status == "resolved"
+                    and service.view.get(case_id) is not None
+                    and service.view.get(case_id).status == "resolved"
                 ),  # type: ignore[union-attr]
                 what="the resolved state",
             )
-            summary = (await client.get("/v1/cases/c-flow", headers=police)).json()
+            summary = (await client.get(f"/v1/cases/{case_id}", headers=police)).json()
             assert summary["status"] == "resolved" and summary["alerted"] == 7
 
         # Once each: no subscriber got any notice twice, nobody outside was told anything.
