@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dispatch.errors import MalformedEvent
 from dispatch.events import (
@@ -105,3 +107,47 @@ def test_a_subscriber_tombstone_is_a_deletion() -> None:
     assert isinstance(decode_subscriber_event(b"dev-2", value, headers), SubscriberUpserted)
     with pytest.raises(MalformedEvent, match="tombstone"):
         decode_subscriber_event(None, None, None)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200)
+@given(
+    key=st.one_of(st.none(), st.binary(max_size=20)),
+    value=st.one_of(
+        st.none(),
+        st.binary(max_size=60),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(
+                    [
+                        "case.reported",
+                        "case.sighting",
+                        "case.perimeter",
+                        "case.resolved",
+                        "subscriber.deleted",
+                    ]
+                )
+            },
+            optional={"case_id": st.text(max_size=10), "outcome": st.text(max_size=8)},
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+    ce_type=st.one_of(st.none(), st.text(max_size=30)),
+)
+def test_anything_on_a_topic_decodes_or_is_refused_as_malformed(
+    key: bytes | None, value: bytes | None, ce_type: str | None
+) -> None:
+    headers = [("ce_type", ce_type.encode())] if ce_type is not None else None
+    for decode in (decode_case_event, decode_subscriber_event):
+        try:
+            decode(key, value, headers)
+        except MalformedEvent as error:
+            assert str(error)
