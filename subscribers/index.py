@@ -299,7 +299,9 @@ class SubscriberIndex:
             return np.empty(0, dtype=np.int64)
         minx, miny, maxx, maxy = geometry.bounds
         x, y = self._delta_lon, self._delta_lat
-        near = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
+        # Latitude first: an area's band of latitudes holds few of the country's points.
+        near = np.flatnonzero((y >= miny) & (y <= maxy))
+        near = near[(x[near] >= minx) & (x[near] <= maxx)]
         hit = shapely.contains_xy(geometry, x[near], y[near])
         if excluded is not None:
             hit &= ~shapely.contains_xy(excluded, x[near], y[near])
