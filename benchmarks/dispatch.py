@@ -225,7 +225,7 @@ async def wayhome_throughput(bootstrap: str, embedded: bool, n: int, runs: int) 
     planner = Planner(
         _directory(synthetic_devices(n)),
         TickSchedule.parse("0h=1m"),
-        batch_size=2000,
+        batch_size=Settings().notice_batch_size,
         secret=b"benchmark",
     )
     producer = AIOKafkaProducer(

@@ -87,7 +87,7 @@ class DispatcherConfig:
     group_id: str = "wayhome-dispatch"
     exactly_once: bool = True
     schedule: TickSchedule = TickSchedule.parse("0h=1m,3h=5m,24h=30m,72h=2h")
-    batch_size: int = 2000
+    batch_size: int = 10000
     fetch_max_wait_ms: int = 200
     transaction_timeout_ms: int = 15000
     secret: bytes = b"wayhome-pseudonyms"

@@ -152,7 +152,11 @@ class Service:
                 group_id=f"{settings.topic_prefix}dispatch",
                 exactly_once=settings.exactly_once(self.embedded),
                 schedule=TickSchedule.parse(settings.tick_schedule),
-                batch_size=settings.notice_batch_size,
+                batch_size=(
+                    settings.notice_batch_size
+                    if settings.kafka_compression != "none"
+                    else min(settings.notice_batch_size, 5000)
+                ),
                 fetch_max_wait_ms=fetch_wait_ms,
                 transaction_timeout_ms=settings.transaction_timeout_ms,
                 secret=key,

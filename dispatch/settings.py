@@ -69,7 +69,13 @@ class Settings(BaseSettings):
         default=1, ge=1, le=16, description="Replication factor of the topics wayhome creates."
     )
     notice_batch_size: int = Field(
-        default=2000, ge=1, le=20000, description="Recipients carried by one notice message."
+        default=10000,
+        ge=1,
+        le=20000,
+        description=(
+            "Recipients carried by one notice message (at most 5000 when compression is none, "
+            "to stay under Kafka's 1 MB message limit)."
+        ),
     )
     kafka_compression: Literal["zstd", "lz4", "gzip", "none"] = Field(
         default="zstd",
