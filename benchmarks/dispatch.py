@@ -11,7 +11,7 @@ the test services' jars when unset; ``--embedded`` uses the embedded tansu broke
 2. Recipients per second into Kafka, side by side:
 
    - wayhome: :class:`~dispatch.plan.Planner` computes the tick (index query, alerted set,
-     batches of 2,000 recipients spliced from cached JSON) and a transactional producer
+     batches of 10,000 recipients spliced from cached JSON) and a transactional producer
      commits the batches, the case state and the log record: what the dispatcher does per tick.
    - baseline: the same recipients, one JSON notice per recipient
      (:func:`dispatch.notices.notice_for`), each produced as its own message with aiokafka
