@@ -33,7 +33,12 @@ a record whose dispatch id it has.
 
 What is not done: the ``move`` alert waits for the worker to have caught up with the
 subscribers topic after a start; a device that moved in meanwhile is found by the next tick,
-which after a restore looks at the whole area instead of the ring.
+which after a restore looks at the whole area instead of the ring. A worker that stalls past
+the group's session timeout while its partitions move on is not fenced by Kafka (aiokafka's
+offset commit in a transaction carries no group generation, and scheduled ticks commit no
+offset): it may commit one more dispatch of a case the new owner dispatches too. Both start
+from the same committed state, so they use the same tick number and the same notice and
+delivery ids; delivery's dedupe store and the recorder drop the second.
 """
 
 from __future__ import annotations
