@@ -6,8 +6,8 @@
 - ``wayhome_notice_batches_total``: notice batch messages put on Kafka.
 - ``wayhome_dispatches_total{kind}``: dispatches (tick, move, cancel), one log entry each.
 - ``wayhome_dispatch_seconds``: from the start of a dispatch to its notices committed on Kafka.
-- ``wayhome_delivery_latency_seconds``: from a notice's ``sent`` time to the delivery of its
-  batch (one observation per notice batch, when its last recipient is settled).
+- ``wayhome_delivery_latency_seconds``: from a notice's ``sent`` time to its delivery to one
+  recipient (one observation per delivery, on the service's clock).
 - ``wayhome_consumer_lag{topic}``: messages between the dispatcher's position and the end of the
   partitions it consumes, summed per topic.
 - ``wayhome_dead_letters_total{topic}``: events parked on a dead-letter topic.

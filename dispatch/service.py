@@ -226,56 +226,27 @@ class Service:
     async def _deliver(self, store: Any, secrets: Any, fetch_wait_ms: int) -> None:
         """One delivery worker (``dispatch.notices``) until the service stops.
 
-        Composed here rather than with ``run_delivery_worker`` because that one asks for an
-        idempotent producer, which the embedded broker refuses.
+        Its producer is idempotent only on a broker that has idempotent producers (not the
+        embedded one); each delivery's latency, from its notice's ``sent`` on the service's
+        clock, goes to the ``delivery_latency`` histogram.
         """
-        from dispatch.notices.delivery import Deliverer, DeliveryReport, DeliveryWorker
-        from dispatch.notices.webhook import WebhookSender
+        from dispatch.notices.delivery import run_delivery_worker
 
-        clock, latency = self.clock, self.metrics.delivery_latency
-
-        class MeasuredDeliverer(Deliverer):
-            """Observes, per batch, the time from a notice's ``sent`` to its delivery."""
-
-            async def deliver(self, batches: Any) -> DeliveryReport:
-                batches = list(batches)
-                report = await super().deliver(batches)
-                now = clock.now()
-                for batch in batches:
-                    latency.observe(max(0.0, (now - batch.sent).total_seconds()))
-                return report
-
-        producer = AIOKafkaProducer(
+        latency, dead_letters = self.metrics.delivery_latency, self.metrics.dead_letters
+        await run_delivery_worker(
             bootstrap_servers=self.bootstrap_servers,
+            store=store,
+            secrets=secrets,
+            topic_prefix=self.settings.topic_prefix,
+            group_id=f"{self.settings.topic_prefix}delivery",
+            hub=self.hub,
+            poll_timeout_ms=max(fetch_wait_ms, 50),
             enable_idempotence=not self.embedded and self.settings.exactly_once(False),
-            acks="all",
-            linger_ms=5,
+            on_delivered=lambda _channel, latency_s: latency.observe(max(0.0, latency_s)),
+            on_parked=lambda topic: dead_letters.labels(topic=topic).inc(),
+            clock=self.clock.now,
+            stop=self._delivery_stop,
         )
-        await producer.start()
-        try:
-            async with WebhookSender(secrets, max_connections=64) as webhooks:
-                deliverer = MeasuredDeliverer(
-                    store,
-                    webhooks,
-                    hub=self.hub,
-                    producer=producer,
-                    dead_topic=self.topics.notices_dead,
-                )
-                worker = DeliveryWorker(
-                    deliverer,
-                    bootstrap_servers=self.bootstrap_servers,
-                    topic=self.topics.notices,
-                    group_id=f"{self.settings.topic_prefix}delivery",
-                    poll_timeout_ms=max(fetch_wait_ms, 50),
-                )
-                await worker.start()
-                try:
-                    while not self._delivery_stop.is_set():
-                        await worker.poll_once()
-                finally:
-                    await worker.stop()
-        finally:
-            await producer.stop()
 
     async def _health(self) -> dict[str, Any]:
         dispatcher = self.dispatcher

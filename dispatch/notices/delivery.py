@@ -386,14 +386,20 @@ async def run_delivery_worker(
     retry: RetryPolicy | None = None,
     concurrency: int = 64,
     flush_interval_ms: float = 20.0,
+    poll_timeout_ms: int = 500,
     enable_idempotence: bool = True,
+    on_delivered: Callable[[str, float], None] | None = None,
+    on_parked: Callable[[str], None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     stop: asyncio.Event | None = None,
 ) -> DeliveryReport:
     """Run one delivery worker until ``stop`` is set (or the task is cancelled).
 
-    It owns its Kafka producer (acks from all replicas; idempotent unless the broker, like the
-    embedded one, refuses it), webhook connection pool and consumer; ``store`` and ``hub`` are
-    the caller's, shared with the API in ``serve``.
+    It owns its Kafka producer (acks from all replicas; idempotent unless
+    ``enable_idempotence`` is False, as it must be on the embedded broker, which refuses it),
+    webhook connection pool and consumer; ``store`` and ``hub`` are the caller's, shared with
+    the API in ``serve``. ``on_delivered``, ``on_parked`` and ``clock`` are the
+    :class:`Deliverer`'s metric hooks and the clock its latencies are measured by.
     """
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
@@ -412,12 +418,16 @@ async def run_delivery_worker(
                 dead_topic=dead_letter_topic(topic_prefix),
                 concurrency=concurrency,
                 flush_interval_ms=flush_interval_ms,
+                on_delivered=on_delivered,
+                on_parked=on_parked,
+                clock=clock,
             )
             worker = DeliveryWorker(
                 deliverer,
                 bootstrap_servers=bootstrap_servers,
                 topic=notices_topic(topic_prefix),
                 group_id=group_id,
+                poll_timeout_ms=poll_timeout_ms,
             )
             await worker.start()
             try:
