@@ -36,7 +36,7 @@ from chain.tiles import MAX_ENTRY_BYTES
 
 ENTRY_CONTEXT = b"wayhome/entry/v1\n"
 KINDS = ("dispatch", "case_opened", "sighting", "perimeter", "resolution")
-OUTCOMES = ("found", "found_deceased", "cancelled", "expired")
+OUTCOMES = ("found", "found_deceased", "cancelled", "false_report", "expired")
 _CASE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from chain.entries import parse_entry
 from dispatch.clock import AcceleratedClock
 from dispatch.service import Service
 from dispatch.settings import Settings
@@ -222,8 +224,15 @@ async def run_demo(
                     break
                 await asyncio.sleep(0.1)
             service.ledger.flush()
+            kinds = Counter(
+                parse_entry(entry).record["kind"]
+                for entry in service.ledger.entries(0, service.ledger.size)
+            )
             outcome.update(
-                tick=state.tick, alerted=state.alerted_count(), log_size=service.ledger.size
+                tick=state.tick,
+                alerted=state.alerted_count(),
+                log_size=service.ledger.size,
+                log_kinds=dict(kinds),
             )
             console.print(
                 f"[green]found.[/green] {state.alerted_count():,} subscribers were alerted "

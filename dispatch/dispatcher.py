@@ -71,6 +71,7 @@ from dispatch.events import (
     decode_subscriber_event,
     event_id_of,
 )
+from dispatch.lifecycle import event_time, lifecycle_record
 from dispatch.metrics import Metrics
 from dispatch.plan import Dispatch, Planner
 from dispatch.reach import check_category, check_perimeter
@@ -440,8 +441,25 @@ class Dispatcher:
         if state is None:  # a redelivered event: only the offset moves
             await self._commit(None, None, offsets)
             return
+        lifecycle = self._lifecycle(event, state, event_id, record)
         dispatch = self._run_due(state)
-        await self._commit(state, dispatch, offsets)
+        await self._commit(state, dispatch, offsets, lifecycle=lifecycle)
+
+    def _lifecycle(
+        self, event: Any, state: CaseState, event_id: str, record: ConsumerRecord[Any, Any]
+    ) -> dict[str, Any] | None:
+        """The log record of an applied case event (:mod:`dispatch.lifecycle`)."""
+        try:
+            return lifecycle_record(
+                event,
+                state,
+                event_id=event_id,
+                at=event_time(record.headers, record.timestamp),
+                secret=self.config.secret,
+            )
+        except ValueError:  # a bug, not bad input (the event was checked): the case goes on
+            logger.exception("no log record for an event of case=%s", state.case_id)
+            return None
 
     def _apply_case_event(self, event: Any, event_id: str, partition: int) -> CaseState | None:
         now = self.clock.now()
@@ -528,10 +546,21 @@ class Dispatcher:
         dispatch: Dispatch | None,
         offsets: dict[TopicPartition, int] | None,
         extra: list[tuple[str, Any, Any, Any]] | None = None,
+        lifecycle: dict[str, Any] | None = None,
     ) -> None:
-        """Write a unit of work: notices, state, record, extra messages, offsets."""
+        """Write a unit of work: lifecycle record, notices, state, record, extra, offsets."""
         assert self._producer is not None and self._consumer is not None
         messages: list[tuple[str, Any, Any, Any, int | None]] = []
+        if state is not None and lifecycle is not None:
+            # Before the dispatch's record, on the same partition: the log has the sighting
+            # before the Update it caused.
+            headers = cloudevent_headers(
+                "case.recorded",
+                event_id=f"{state.case_id}:{lifecycle['kind']}:{lifecycle['time']}",
+                source=_SOURCE,
+            )
+            value = json.dumps({"lifecycle": lifecycle}, separators=(",", ":")).encode()
+            messages.append((self.topics.dispatches, state.case_id.encode(), value, headers, None))
         if dispatch is not None:
             for part, value in enumerate(dispatch.batches):
                 headers = cloudevent_headers(

@@ -1,4 +1,9 @@
-"""The recorder: one signed log entry per dispatch, from the ``dispatches`` topic to the ledger.
+"""The recorder: the ``dispatches`` topic into the ledger, one signed entry per record.
+
+Two kinds of record travel on ``dispatches``: one per dispatch (below), and one per change of
+a case (opened, sighting, perimeter, resolution: :mod:`dispatch.lifecycle`), which the
+dispatcher writes in the same transaction as the change, before the dispatch it caused. Both
+are signed with the ledger's submitter key (Ed25519) when appended.
 
 The dispatcher cannot append to the log inside its Kafka transaction (the log is a SQLite or
 PostgreSQL store, not a topic), so it puts each dispatch's record (case, tick, time, area
@@ -19,7 +24,9 @@ hundred thousand recipients), and the dispatcher's tick is the path from a repor
 notices. The ids ride along on ``dispatches`` exactly as they ride on ``notices``.
 
 A crash between 2 and 3 re-reads records already in the log, which step 2 drops. So the log
-holds exactly one entry per committed dispatch.
+holds exactly one entry per committed dispatch. A lifecycle record is known by its canonical
+bytes (the dispatcher computes the same bytes again for an event it redoes), so it too is
+appended once.
 
 4. publish what the log gained on the ``ledger`` topic, for replicas and witnesses that follow
    Kafka rather than the tiles: each new entry (key: its index, ``ce_type``
@@ -39,9 +46,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from chain.entries import parse_entry
+from chain.entries import canonical, parse_entry
+from chain.errors import ChainError
 from chain.recipients import pseudonym
 from dispatch.events import cloudevent_headers
+from dispatch.lifecycle import LIFECYCLE_KINDS
 from dispatch.plan import case_secret, text_to_recipients
 
 logger = logging.getLogger(__name__)
@@ -74,7 +83,9 @@ class Recorder:
         self.secret = secret
         self.topic = topic
         self.recorded: set[tuple[str, int]] = set()
-        self.appended = 0
+        self.recorded_lifecycle: set[bytes] = set()
+        self.appended = 0  # dispatch entries
+        self.lifecycle_appended = 0  # case opened, sighting, perimeter and resolution entries
         self._consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=bootstrap_servers,
@@ -93,6 +104,8 @@ class Recorder:
                 record = parse_entry(entry).record
                 if record.get("kind") == "dispatch":
                     self.recorded.add((record["case"], int(record["tick"])))
+                elif record.get("kind") in LIFECYCLE_KINDS:
+                    self.recorded_lifecycle.add(canonical(record))
 
     async def start(self) -> None:
         self._known_dispatches()
@@ -143,6 +156,9 @@ class Recorder:
     def _record(self, value: bytes | None, offset: int) -> None:
         try:
             record = json.loads(value or b"")
+            if isinstance(record, dict) and "lifecycle" in record:
+                self._record_lifecycle(record["lifecycle"], offset)
+                return
             key = (record["case"], int(record["tick"]))
             time = datetime.fromisoformat(record["time"])
             area = bytes.fromhex(record["area_sha256"])
@@ -158,6 +174,23 @@ class Recorder:
         self.ledger.append(self.ledger.dispatch_entry(key[0], key[1], time, area, pseudonyms))
         self.recorded.add(key)
         self.appended += 1
+
+    def _record_lifecycle(self, record: object, offset: int) -> None:
+        """Append a case's lifecycle record, signed, unless the log has it already."""
+        if not isinstance(record, dict) or record.get("kind") not in LIFECYCLE_KINDS:
+            logger.warning("unreadable lifecycle record skipped offset=%d", offset)
+            return
+        try:
+            known = canonical(record)
+            if known in self.recorded_lifecycle:
+                logger.debug("lifecycle record already in the log offset=%d", offset)
+                return
+            self.ledger.append_record(record)
+        except ChainError as error:
+            logger.warning("lifecycle record refused offset=%d reason=%s", offset, error)
+            return
+        self.recorded_lifecycle.add(known)
+        self.lifecycle_appended += 1
 
     async def stop(self) -> None:
         if self._task is not None:

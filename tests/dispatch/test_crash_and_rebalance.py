@@ -45,16 +45,24 @@ ZZ = (34.7466, 113.6254)
 
 
 async def _record_and_verify(
-    bootstrap: str, topics: Topics, tmp_path: Path, expected: int
+    bootstrap: str, topics: Topics, tmp_path: Path, expected: int, expected_lifecycle: int
 ) -> list[dict]:
-    """Run a recorder over the committed dispatch records; verify the log; its records."""
+    """Run a recorder over the committed records of ``dispatches``; verify the log; its records.
+
+    ``expected`` dispatch entries and ``expected_lifecycle`` entries of cases' changes.
+    """
     ledger = Ledger.init(tmp_path / "ledger", origin="test.local/wayhome", batch_size=64)
     recorder = Recorder(
         bootstrap, topics.dispatches, ledger, group_id=f"{topics.prefix}rec", fetch_max_wait_ms=50
     )
     await recorder.start()
     try:
-        await eventually(lambda: recorder.appended >= expected, what="the dispatch records")
+        await eventually(
+            lambda: (
+                recorder.appended >= expected and recorder.lifecycle_appended >= expected_lifecycle
+            ),
+            what="the dispatch and lifecycle records",
+        )
         await asyncio.sleep(0.5)  # nothing more arrives
     finally:
         await recorder.stop()
@@ -132,10 +140,17 @@ async def test_a_dispatcher_killed_mid_tick_and_restarted_alerts_everyone_once(
         await everything.stop()
         await committed.stop()
 
-    records = await _record_and_verify(kafka_bootstrap, topics, tmp_path, expected=1)
-    assert [(r["case"], r["tick"], r["recipients"]["count"]) for r in records] == [
-        ("c-crash", 0, 20_000)
-    ]
+    # The case opened once and dispatched once, though its first transaction was aborted.
+    records = await _record_and_verify(
+        kafka_bootstrap, topics, tmp_path, expected=1, expected_lifecycle=1
+    )
+    assert [r["kind"] for r in records] == ["case_opened", "dispatch"]
+    assert records[0]["case"] == "c-crash"
+    assert (records[1]["case"], records[1]["tick"], records[1]["recipients"]["count"]) == (
+        "c-crash",
+        0,
+        20_000,
+    )
 
 
 async def test_two_dispatchers_rebalancing_mid_case_alert_and_cancel_exactly_once(
@@ -249,6 +264,13 @@ async def test_two_dispatchers_rebalancing_mid_case_alert_and_cancel_exactly_onc
         assert cancels == alerts, f"{case_id}: the Cancel did not go to exactly the alerted"
 
     # Four dispatches a case: the first tick, one at +31 min, one at +91 min, the Cancel.
-    records = await _record_and_verify(kafka_bootstrap, topics, tmp_path, expected=4 * len(cities))
-    keys = sorted((r["case"], r["tick"]) for r in records)
+    # and each case opened and resolved once in the log.
+    records = await _record_and_verify(
+        kafka_bootstrap, topics, tmp_path, expected=4 * len(cities), expected_lifecycle=12
+    )
+    keys = sorted((r["case"], r["tick"]) for r in records if r["kind"] == "dispatch")
     assert keys == sorted((f"c-{name}", tick) for name in cities for tick in range(4))
+    changes = sorted((r["case"], r["kind"]) for r in records if r["kind"] != "dispatch")
+    assert changes == sorted(
+        (f"c-{name}", kind) for name in cities for kind in ("case_opened", "resolution")
+    )

@@ -31,7 +31,10 @@ async def test_the_demo_plays_a_case_from_report_to_cancel(
         settings, subscribers=2000, hours=1.0, speed=1800, exit_at_end=True, console=console
     )
     assert seen["alerted"] > 0
-    assert seen["log_size"] == seen["tick"] + 1, "one log entry per dispatch"
+    kinds = seen["log_kinds"]
+    assert kinds.pop("dispatch") == seen["tick"] + 1, "one log entry per dispatch"
+    assert kinds == {"case_opened": 1, "sighting": 1, "resolution": 1}
+    assert seen["log_size"] == seen["tick"] + 4
     text = console.export_text()
     assert "found." in text and "/v1/cases/demo-zhengzhou/area" in text
     assert "/v1/ledger/checkpoint" in text and "alert.cap" in text

@@ -151,3 +151,17 @@ def test_anything_on_a_topic_decodes_or_is_refused_as_malformed(
             decode(key, value, headers)
         except MalformedEvent as error:
             assert str(error)
+
+
+def test_every_outcome_the_api_takes_is_one_the_log_records() -> None:
+    from typing import get_args
+
+    from chain.entries import OUTCOMES, resolution_record
+    from dispatch.api.models import Resolution
+
+    outcomes = get_args(Resolution.model_fields["outcome"].annotation)
+    assert set(outcomes) == {"found", "cancelled", "false_report"}
+    assert set(outcomes) <= set(OUTCOMES)
+    assert set(get_args(CaseResolved.model_fields["outcome"].annotation)) == set(outcomes)
+    for outcome in outcomes:
+        assert resolution_record("c-1", START, outcome)["outcome"] == outcome

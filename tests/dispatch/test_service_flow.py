@@ -2,12 +2,14 @@
 
 File → Alert by webhook and SSE; a device moving into the area alerted on its update; the next
 tick reaching further; a sighting → Update to everyone alerted; the resolution → Cancel to
-exactly the alerted set, once each; the log verifies and holds one entry per dispatch; the
-case's private fields appear on no topic and in no notice.
+exactly the alerted set, once each; the log verifies and holds one entry per dispatch and one
+per change of the case, signed, with commitments only; the case's private fields appear on no
+topic and in no notice. Every outcome of a resolution reaches the log through its Cancel.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +18,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from chain.entries import parse_entry
+from chain.entries import open_entry, parse_entry
 from chain.verify import verify_store
 from dispatch.clock import ManualClock
 from dispatch.service import Service, service_key
@@ -59,6 +61,14 @@ async def _topic_values(bootstrap: str, topic: str) -> list[bytes]:
     finally:
         await consumer.stop()
     return values
+
+
+def _latency_count(service: Service) -> float:
+    """How many deliveries the service's delivery-latency histogram has observed."""
+    for line in service.metrics.exposition().decode().splitlines():
+        if line.startswith("wayhome_delivery_latency_seconds_count"):
+            return float(line.split()[-1])
+    return 0.0
 
 
 @pytest.mark.parametrize(("broker", "postgis"), BROKERS)
@@ -189,18 +199,48 @@ async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
             assert set(counts) == alerted - {"s1"}
         assert [n["type"] for n in sse.notices] == ["Alert", "Update", "Cancel"]
         assert receiver.bad_signatures == 0
+
+        # Every delivery was observed by the delivery-latency histogram.
+        delivered = len(receiver.notices) + len(sse.notices)
+        await eventually(
+            lambda: _latency_count(service) >= delivered, what="the delivery latencies"
+        )
         cancel = next(n for n in receiver.notices if n["type"] == "Cancel")
         assert cancel["references"], "a Cancel refers to the notices it cancels"
 
-        # One log entry per dispatch: first tick, move, second tick, sighting, cancel.
+        # One log entry per dispatch (first tick, move, second tick, sighting, cancel), and one
+        # per change of the case, each before the dispatch it caused.
         assert service.recorder is not None
-        await eventually(lambda: service.recorder.appended == 5, what="the log entries")
+        await eventually(
+            lambda: service.recorder.appended == 5 and service.recorder.lifecycle_appended == 3,
+            what="the log entries",
+        )
         service.ledger.flush()
         report = verify_store(service.ledger.store)
-        records = [parse_entry(e).record for e in service.ledger.entries(0, service.ledger.size)]
-        ticks = sorted(r["tick"] for r in records if r["kind"] == "dispatch")
-        assert ticks == [0, 1, 2, 3, 4] and report.entries == 5
-        assert sum(r["recipients"]["count"] for r in records) == 7 + 7 + 7
+        entries = service.ledger.entries(0, service.ledger.size)
+        records = [parse_entry(e).record for e in entries]
+        dispatches = [r for r in records if r["kind"] == "dispatch"]
+        assert [r["tick"] for r in dispatches] == [0, 1, 2, 3, 4] and report.entries == 8
+        assert sum(r["recipients"]["count"] for r in dispatches) == 7 + 7 + 7
+        assert [r["kind"] for r in records] == [
+            "case_opened",
+            "dispatch",
+            "dispatch",
+            "dispatch",
+            "sighting",
+            "dispatch",
+            "resolution",
+            "dispatch",
+        ]
+        # Signed by the service's submitter key; the filing's commitment, not its fields.
+        submitter = service.ledger.submitter.verifier()
+        assert [open_entry(e, [submitter]) for e in entries] == records
+        opened = records[0]
+        assert opened["case"] == case_id and opened["category"] == "vehicle_abduction"
+        assert base64.b64decode(opened["subject"]).hex() == summary["private_commitment"]
+        assert records[6]["outcome"] == "found"
+        sighting_entry = entries[4]
+        assert b"34.7466" not in sighting_entry and b"113.7" not in sighting_entry
 
         # The log's entries and checkpoints are on the ledger topic for replicas.
         logged = set(service.ledger.entries(0, service.ledger.size))
@@ -219,6 +259,118 @@ async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
     finally:
         if sse is not None:
             await sse.stop()
+        await api.stop()
+        await receiver.stop()
+        await service.stop()
+
+
+@pytest.mark.kafka
+async def test_every_outcome_cancels_the_alerted_and_is_logged_with_the_perimeter(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        data_dir=tmp_path,
+        topic_prefix=prefix(),
+        partitions=2,
+        fetch_max_wait_ms=50,
+        worker_id=f"outcomes-{tmp_path.name[-12:]}",
+        delivery_guarantee="exactly_once",
+    )
+    clock = ManualClock(START)
+    service = await Service(settings, clock).start()
+    receiver = await WebhookReceiver(service_key(tmp_path)).start()
+    assert service.app is not None and service.tokens is not None
+    api = await ApiServer(service.app).start()
+    police = {"Authorization": f"Bearer {service.tokens.create('police')}"}
+    platform = {"Authorization": f"Bearer {service.tokens.create('platform')}"}
+    hook = {"kind": "webhook", "url": receiver.url}
+    outcomes = {"c-found": "found", "c-cancelled": "cancelled", "c-false": "false_report"}
+    lat, lon = 34.7466, 113.6254
+    square = {
+        "type": "Polygon",
+        "coordinates": [
+            [[lon, lat], [lon + 0.1, lat], [lon + 0.1, lat + 0.1], [lon, lat + 0.1], [lon, lat]]
+        ],
+    }
+
+    def cancelled(case_id: str) -> set[str]:
+        return {
+            n["subscriber_id"]
+            for n in receiver.notices
+            if n["type"] == "Cancel" and n["case_id"] == case_id
+        }
+
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+            for name, km in (("a", 10), ("b", 40), ("out", 900)):
+                response = await client.post(
+                    "/v1/subscribers", headers=platform, json=device(name, km, hook)
+                )
+                assert response.status_code == 201, response.text
+            assert service.dispatcher is not None
+            await eventually(lambda: len(service.dispatcher.directory) == 3, what="subscribers")
+            for case_id in outcomes:
+                response = await client.post("/v1/cases", headers=police, json=case_body(case_id))
+                assert response.status_code == 201, response.text
+            await eventually(
+                lambda: (
+                    len(received(receiver.notices, "Alert")) == 2
+                    and sum(received(receiver.notices, "Alert").values()) == 6
+                ),
+                what="the alerts of the three cases",
+            )
+            response = await client.put(
+                "/v1/cases/c-false/perimeter",
+                headers=police,
+                json={"geometry": square, "mode": "add"},
+            )
+            assert response.status_code == 202, response.text
+            await eventually(
+                lambda: any(
+                    n["type"] == "Update" and n["case_id"] == "c-false" for n in receiver.notices
+                ),
+                what="the perimeter's update",
+            )
+            for case_id, outcome in outcomes.items():
+                response = await client.post(
+                    f"/v1/cases/{case_id}/resolution", headers=police, json={"outcome": outcome}
+                )
+                assert response.status_code == 202, response.text
+            await eventually(
+                lambda: all(cancelled(case_id) == {"a", "b"} for case_id in outcomes),
+                what="the cancels of the three cases",
+            )
+            for case_id, outcome in outcomes.items():
+                await eventually(
+                    lambda case_id=case_id: (  # type: ignore[misc]
+                        service.view is not None
+                        and service.view.get(case_id) is not None
+                        and service.view.get(case_id).status == "resolved"  # type: ignore[union-attr]
+                    ),
+                    what=f"case {case_id} resolved",
+                )
+                summary = (await client.get(f"/v1/cases/{case_id}", headers=police)).json()
+                assert summary["outcome"] == outcome
+
+        assert service.recorder is not None
+        # 3 opened, 1 perimeter, 3 resolutions; 3 first ticks, 1 update tick, 3 cancels.
+        await eventually(
+            lambda: service.recorder.lifecycle_appended == 7 and service.recorder.appended == 7,
+            what="the log entries",
+        )
+        service.ledger.flush()
+        assert verify_store(service.ledger.store).entries == 14
+        records = [parse_entry(e).record for e in service.ledger.entries(0, service.ledger.size)]
+        resolutions = {r["case"]: r["outcome"] for r in records if r["kind"] == "resolution"}
+        assert resolutions == outcomes
+        perimeters = [r for r in records if r["kind"] == "perimeter"]
+        assert [(r["case"], r["mode"]) for r in perimeters] == [("c-false", "add")]
+        for case_id in outcomes:
+            kinds = [r["kind"] for r in records if r["case"] == case_id]
+            assert kinds[0] == "case_opened" and kinds[-2:] == ["resolution", "dispatch"]
+        assert "out" not in {n["subscriber_id"] for n in receiver.notices}
+    finally:
         await api.stop()
         await receiver.stop()
         await service.stop()
