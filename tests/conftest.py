@@ -20,6 +20,7 @@ start makes every test that needs it fail (an error in setup, with the reason), 
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,24 @@ from tests.services.process import ServiceError
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
+
+
+# Tests passed against each service fixture, for the line that says the service stopped: the
+# CI log then shows that the real service was used, not only started.
+_passed_with: Counter[str] = Counter()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call" and report.passed:
+        _passed_with.update(getattr(item, "fixturenames", ()))
+    return report
+
+
+def _used(fixture: str) -> str:
+    count = _passed_with[fixture]
+    return f"{count} test{'' if count == 1 else 's'} passed against it"
 
 
 def _announce(config: pytest.Config, line: str) -> None:
@@ -63,7 +82,10 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
-        _announce(request.config, f"Apache Kafka {broker.version} stopped")
+        _announce(
+            request.config,
+            f"Apache Kafka {broker.version} stopped; {_used('kafka_bootstrap')}",
+        )
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +106,9 @@ def postgis_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         yield server.dsn
     finally:
         server.stop()
-        _announce(request.config, f"PostgreSQL {PG_MAJOR} + PostGIS stopped")
+        _announce(
+            request.config, f"PostgreSQL {PG_MAJOR} + PostGIS stopped; {_used('postgis_dsn')}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +128,7 @@ def tansu_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
+        _announce(request.config, f"Embedded tansu broker stopped; {_used('tansu_bootstrap')}")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
