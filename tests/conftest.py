@@ -34,15 +34,29 @@ if TYPE_CHECKING:
 
 
 # Tests passed against each service fixture, for the line that says the service stopped: the
-# CI log then shows that the real service was used, not only started.
+# CI log then shows that the real service was used, not only started. A test counts for a
+# service when it names the fixture or carries the service's marker (tests that pick their
+# store by parameter ask for the fixture at run time, so only the marker shows it).
 _passed_with: Counter[str] = Counter()
+_FIXTURE_OF_MARKER = {
+    "kafka": "kafka_bootstrap",
+    "postgis": "postgis_dsn",
+    "tansu": "tansu_bootstrap",
+    "browser": "browser",
+}
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
     if report.when == "call" and report.passed:
-        _passed_with.update(getattr(item, "fixturenames", ()))
+        used = set(getattr(item, "fixturenames", ()))
+        used.update(
+            fixture
+            for marker, fixture in _FIXTURE_OF_MARKER.items()
+            if item.get_closest_marker(marker) is not None
+        )
+        _passed_with.update(used)
     return report
 
 
@@ -142,4 +156,7 @@ async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
         except ServiceError as exc:
             pytest.fail(f"Chromium could not start for the tests: {exc}", pytrace=False)
         _announce(request.config, f"Chromium {chromium.version} started (headless, Playwright)")
-        yield chromium
+        try:
+            yield chromium
+        finally:
+            _announce(request.config, f"Chromium stopped; {_used('browser')}")
