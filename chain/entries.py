@@ -181,6 +181,18 @@ def parse_entry(entry: bytes) -> SignedEntry:
     return parsed
 
 
+def claims_signature(entry: bytes) -> bool:
+    """Whether an entry presents itself as a signed record (a JSON object with a ``record`` or
+    a ``sig``), so that its signature must be checked; other entries are opaque bytes."""
+    if entry.lstrip()[:1] != b"{":
+        return False
+    try:
+        value = json.loads(entry)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and ("record" in value or "sig" in value)
+
+
 def open_entry(entry: bytes, verifiers: Iterable[Verifier]) -> dict[str, Any]:
     """The record of an entry whose submitter's signature verifies against a known key."""
     parsed = parse_entry(entry)

@@ -5,6 +5,11 @@ signer key, mode 0600) and ``submitter.key`` (the key that signs the entries thi
 submits). A PostgreSQL log keeps its tables in the database and takes its keys from the
 caller, since a database is no place for a private key.
 
+The verifier keys of the submitters whose entries the log accepts are kept with the log
+(``meta.submitters``, one key a line) and published beside the checkpoint at ``submitters``,
+so that a verifier can check every signed entry. A log made before its submitters were
+recorded records its writer's submitter key the next time it is opened for writing.
+
 :class:`LogReader` serves what a log publishes (checkpoints, tiles, entry bundles, proofs);
 :class:`Ledger` adds the sequencer, which appends and signs.
 """
@@ -33,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 LOG_KEY_FILE = "log.key"
 SUBMITTER_KEY_FILE = "submitter.key"
+SUBMITTERS = "submitters"
+"""The meta key, and the published path, of the submitter verifier keys the log accepts."""
 
 
 def _is_dsn(target: str | Path) -> bool:
@@ -83,6 +90,11 @@ class LogReader:
     def vkey(self) -> str:
         """The log's C2SP verifier key: ``<origin>+<hex key ID>+<base64 key>``."""
         return self.verifier.vkey()
+
+    @property
+    def submitters(self) -> list[Verifier]:
+        """The verifier keys of the submitters whose signed entries the log accepts."""
+        return submitters_from_text(self.store.get_meta(SUBMITTERS) or "")
 
     @property
     def size(self) -> int:
@@ -151,6 +163,8 @@ class LogReader:
         """A tlog-tiles resource by its path: ``checkpoint`` or ``tile/...``."""
         if path.strip("/") == "checkpoint":
             return self.checkpoint_note().encode()
+        if path.strip("/") == SUBMITTERS:
+            return "".join(v.vkey() + "\n" for v in self.submitters).encode()
         return self.read_tile(parse_path(path))
 
 
@@ -177,6 +191,15 @@ class Ledger(LogReader):
             raise StoreError("the signer key is not this log's key")
         self.signer = signer
         self.submitter = submitter or signer
+        accepted = [v.vkey() for v in self.submitters]
+        if not accepted:
+            # A log made before its submitters were recorded: its writer's key is the one.
+            self.accept_submitter(self.submitter.verifier())
+        elif self.submitter.vkey() not in accepted:
+            raise StoreError(
+                f"the submitter key {self.submitter.vkey()} is not one this log accepts; "
+                "add it with Ledger.accept_submitter first"
+            )
         kwargs: dict[str, Any] = {"batch_size": batch_size, "batch_age_ms": batch_age_ms}
         if clock is not None:
             kwargs["clock"] = clock
@@ -217,6 +240,7 @@ class Ledger(LogReader):
             raise StoreError("the database already holds a log")
         store.set_meta("origin", origin)
         store.set_meta("vkey", signer.vkey())
+        store.set_meta(SUBMITTERS, (submitter or signer).vkey() + "\n")
         logger.info("created log origin=%s", origin)
         return cls(store, signer, submitter=submitter, **options)
 
@@ -242,6 +266,14 @@ class Ledger(LogReader):
             raise StoreError("a PostgreSQL log needs its signer key passed in")
         store = open_store(target, table_prefix=table_prefix)
         return cls(store, signer, submitter=submitter, **options)
+
+    def accept_submitter(self, verifier: Verifier) -> None:
+        """Accept entries signed by one more submitter key from now on."""
+        keys = [v.vkey() for v in self.submitters]
+        if verifier.vkey() not in keys:
+            keys.append(verifier.vkey())
+            self.store.set_meta(SUBMITTERS, "".join(k + "\n" for k in keys))
+            logger.info("accepting submitter name=%s", verifier.name)
 
     @property
     def next_index(self) -> int:
@@ -300,6 +332,11 @@ class Ledger(LogReader):
         text = merged.to_bytes().decode()
         self.store.replace_checkpoint_note(size, text)
         return text
+
+
+def submitters_from_text(text: str) -> list[Verifier]:
+    """Submitter verifier keys, one a line, as kept in a log's meta and published."""
+    return [Verifier.from_vkey(line) for line in text.splitlines() if line.strip()]
 
 
 __all__ = ["ChainError", "Ledger", "LogReader", "StoredCheckpoint"]

@@ -5,7 +5,10 @@ What is checked, and what is said when it fails (a :class:`chain.errors.TamperEr
 
 1. every checkpoint's signature, against the log's verifier key, and its origin;
 2. every entry, in order: none missing, none out of place, each hashing to the stored (or
-   served) level-0 tree hash at its index;
+   served) level-0 tree hash at its index; and every entry that presents itself as a signed
+   record (``chain.entries``) signed by one of the submitter keys the log accepts (stored
+   with it, published at ``submitters``, or pinned by the caller). Other entries are opaque
+   bytes, counted apart;
 3. every checkpoint's root, recomputed from the entries;
 4. every stored (or served) upper tree hash, recomputed from the level below;
 5. consistency between every pair of checkpoints seen, including those seen on earlier runs
@@ -25,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chain.checkpoint import Checkpoint, open_checkpoint
-from chain.errors import ChainError, NoteError, StoreError, TamperError
+from chain.entries import claims_signature, open_entry
+from chain.errors import ChainError, EntryError, NoteError, StoreError, TamperError
+from chain.ledger import SUBMITTERS, submitters_from_text
 from chain.merkle import (
     HASH_SIZE,
     CompactRange,
@@ -56,12 +61,14 @@ class VerifyReport:
     checkpoints: int
     note: str = ""
     unsigned_tail: int = 0
+    signed_records: int = 0
     details: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (
             f"log {self.origin} verified: {self.entries} entries, {self.checkpoints} "
-            f"checkpoint(s), size {self.size}, root {b64encode(self.root)}"
+            f"checkpoint(s), size {self.size}, root {b64encode(self.root)}; "
+            f"{self.signed_records} signed record(s), each by an accepted submitter"
         )
         if self.unsigned_tail:
             text += f"; {self.unsigned_tail} integrated entries await their checkpoint"
@@ -81,14 +88,37 @@ def _first_difference(a: Sequence[bytes], b: Sequence[bytes]) -> int | None:
     return None
 
 
+def _check_signed_entry(index: int, entry: bytes, submitters: Sequence[Verifier]) -> bool:
+    """Whether ``entry`` is a signed record; a TamperError names it if its signature fails."""
+    if not claims_signature(entry):
+        return False
+    try:
+        open_entry(entry, submitters)
+    except EntryError as exc:
+        raise TamperError(
+            f"entry {index} is not a record of an accepted submitter: {exc}", index
+        ) from None
+    return True
+
+
 def verify_store(
-    store: LogStore, verifier: Verifier | None = None, *, progress: Progress | None = None
+    store: LogStore,
+    verifier: Verifier | None = None,
+    *,
+    submitters: Sequence[Verifier] | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
-    """Verify a log in a store (see the module docstring); a report, or a TamperError."""
+    """Verify a log in a store (see the module docstring); a report, or a TamperError.
+
+    ``submitters`` pins the submitter keys to check signed entries against; by default, the
+    ones stored with the log.
+    """
     origin = store.get_meta("origin")
     vkey = store.get_meta("vkey")
     if origin is None or vkey is None:
         raise StoreError("this store holds no log; nothing to verify")
+    if submitters is None:
+        submitters = submitters_from_text(store.get_meta(SUBMITTERS) or "")
     stored_verifier = Verifier.from_vkey(vkey)
     if verifier is None:
         verifier = stored_verifier
@@ -127,7 +157,7 @@ def verify_store(
         if chunk * CHUNK != len(stored_leaves):
             raise TamperError(f"the tree's leaf hashes from index {len(stored_leaves)} are missing")
         stored_leaves.extend(_split(data))
-    expected = 0
+    expected = signed = 0
     for index, entry in store.iter_entry_rows():
         if index != expected:
             if index > expected:
@@ -142,6 +172,7 @@ def verify_store(
                 f"{index} of the tree",
                 index,
             )
+        signed += _check_signed_entry(index, entry, submitters)
         leaves.append(leaf)
         expected += 1
         if progress and expected % 4096 == 0:
@@ -169,6 +200,7 @@ def verify_store(
         len(checkpoints),
         note=stored_checkpoints[-1].note,
         unsigned_tail=state.size - last.size,
+        signed_records=signed,
     )
 
 
@@ -257,13 +289,23 @@ def follow(
     verifier: Verifier,
     *,
     seen: Sequence[str] = (),
+    submitters: Sequence[Verifier] | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Verify a log from its checkpoint, tiles and entry bundles, as any tlog client can.
 
     ``seen`` are signed checkpoints of the same log from earlier runs: each must be the root
-    of a prefix of the entries served now, or the log has forked.
+    of a prefix of the entries served now, or the log has forked. ``submitters`` pins the
+    submitter keys; by default, the ones the log publishes at ``submitters``.
     """
+    if submitters is None:
+        try:
+            submitters = submitters_from_text(source.read_path(SUBMITTERS).decode())
+        except (ChainError, UnicodeDecodeError) as exc:
+            raise ChainError(
+                f"the log publishes no readable submitter keys at {SUBMITTERS} ({exc}); "
+                "pass the keys to trust instead"
+            ) from None
     note = source.read_path("checkpoint").decode()
     try:
         checkpoint, _, _ = open_checkpoint(note, [verifier])
@@ -273,6 +315,7 @@ def follow(
 
     # (2): entry bundles against level-0 tiles.
     leaves: list[bytes] = []
+    signed = 0
     tiles = (size + TILE_WIDTH - 1) // TILE_WIDTH
     for n in range(tiles):
         width = tile_width(0, n, size)
@@ -289,6 +332,8 @@ def follow(
                 f"entry {index} served does not match the log's tree: altered, dropped or moved",
                 index,
             )
+        for at, entry in enumerate(entries, n * TILE_WIDTH):
+            signed += _check_signed_entry(at, entry, submitters)
         leaves.extend(computed)
         if progress:
             progress(len(leaves), size)
@@ -328,5 +373,11 @@ def follow(
     for (size1, root1), (size2, root2) in zip(ordered, ordered[1:], strict=False):
         verify_consistency(size1, size2, tree.consistency_proof(size1, size2), root1, root2)
     return VerifyReport(
-        checkpoint.origin, size, checkpoint.root, len(leaves), 1 + len(earlier), note=note
+        checkpoint.origin,
+        size,
+        checkpoint.root,
+        len(leaves),
+        1 + len(earlier),
+        note=note,
+        signed_records=signed,
     )

@@ -4,13 +4,16 @@ Routes, relative to where the router is mounted (the log's URL prefix):
 
 - ``GET /checkpoint``: the latest signed checkpoint, ``text/plain; charset=utf-8``, cached
   for a few seconds at most;
+- ``GET /submitters``: the verifier keys of the submitters whose signed entries the log
+  accepts, one a line, ``text/plain; charset=utf-8``;
 - ``GET /tile/<L>/<N>[.p/<W>]`` and ``GET /tile/entries/<N>[.p/<W>]``: tiles and entry
   bundles, ``application/octet-stream``, immutable; bundles gzip-encoded for clients that
   accept it;
 - ``GET /proof/<index>[?size=N]``: a ``c2sp.org/tlog-proof@v1`` bundle;
 - ``GET /proof/consistency/<size1>/<size2>``: a consistency proof, one base64 hash a line.
 
-Any tlog client can follow the log from the first two; ``wayhome ledger verify --url`` does.
+Any tlog client can follow the log from ``checkpoint`` and the tiles; ``wayhome ledger verify
+--url`` does, and checks every signed entry against ``submitters`` too.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ def ledger_router(reader: LogReader | Callable[[], LogReader]) -> APIRouter:
         except StoreError as exc:
             raise HTTPException(404, str(exc)) from None
         return Response(note, media_type=TEXT, headers={"Cache-Control": CHECKPOINT_CACHE})
+
+    @router.get("/submitters", response_class=PlainTextResponse)
+    def submitters() -> Response:
+        keys = "".join(v.vkey() + "\n" for v in get_reader().submitters)
+        return Response(keys, media_type=TEXT, headers={"Cache-Control": CHECKPOINT_CACHE})
 
     @router.get("/tile/{path:path}")
     def tile(path: str, request: Request) -> Response:

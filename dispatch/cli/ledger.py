@@ -6,8 +6,9 @@
 - ``checkpoint --dir D``: integrate what is pending; print the signed checkpoint.
 - ``prove --dir D --index I [--size N]``: print a ``c2sp.org/tlog-proof@v1`` bundle;
   ``prove --dir D --from M --to N``: a consistency proof, one base64 hash a line.
-- ``verify --dir D`` or ``verify --url U --vkey K``: check the whole log, say where it was
-  tampered with if it was.
+- ``verify --dir D`` or ``verify --url U --vkey K``: check the whole log, every signed entry
+  against the submitter keys the log publishes (or ``--submitter`` keys), and say where it
+  was tampered with if it was.
 - ``cosign --dir D --witness URL``: ask witnesses (C2SP tlog-witness) to cosign the latest
   checkpoint, and keep their cosignatures with it.
 """
@@ -182,6 +183,12 @@ def register(app: typer.Typer) -> None:
         state: Path | None = typer.Option(
             None, "--state", help="JSON file of checkpoints seen before; updated on success."
         ),
+        submitter: list[str] = typer.Option(
+            [],
+            "--submitter",
+            help="Verifier key of a submitter whose signed entries to accept (repeatable); "
+            "default: the keys the log publishes.",
+        ),
     ) -> None:
         """Verify every entry, root, signature and checkpoint; name the entry tampered with."""
         if (dir is None) == (url is None):
@@ -189,6 +196,7 @@ def register(app: typer.Typer) -> None:
         seen: list[str] = json.loads(state.read_text()) if state and state.exists() else []
         try:
             verifier = Verifier.from_vkey(vkey) if vkey else None
+            submitters = [Verifier.from_vkey(k) for k in submitter] or None
             with _progress() as bar:
                 task = bar.add_task("verifying", total=None)
 
@@ -197,7 +205,9 @@ def register(app: typer.Typer) -> None:
 
                 if dir is not None:
                     with LogReader.open(dir) as log:
-                        report = verify_store(log.store, verifier, progress=progress)
+                        report = verify_store(
+                            log.store, verifier, submitters=submitters, progress=progress
+                        )
                         for old in seen:
                             _check_seen(old, log)
                 else:
@@ -206,7 +216,9 @@ def register(app: typer.Typer) -> None:
                         raise _fail("following a log over HTTP needs its --vkey")
                     source = HttpTiles(url)
                     try:
-                        report = follow(source, verifier, seen=seen, progress=progress)
+                        report = follow(
+                            source, verifier, seen=seen, submitters=submitters, progress=progress
+                        )
                     finally:
                         source.close()
         except TamperError as exc:
@@ -221,6 +233,12 @@ def register(app: typer.Typer) -> None:
             _err.print(
                 "note: checked against the key stored with the log; pass --vkey to pin the key "
                 "you trust",
+                highlight=False,
+            )
+        if not submitter:
+            _err.print(
+                "note: signed entries checked against the submitter keys the log publishes; "
+                "pass --submitter to pin the keys you trust",
                 highlight=False,
             )
 

@@ -3,6 +3,7 @@ HTTP, and every way of tampering with it named."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import subprocess
@@ -206,8 +207,6 @@ def test_append_refuses_an_oversized_line_and_appends_the_others(tmp_path: Path)
 def test_the_prove_command_prints_bundles_and_consistency_proofs_that_verify(
     tmp_path: Path,
 ) -> None:
-    import base64
-
     from chain.merkle import verify_consistency
     from chain.proof import ProofBundle
 
@@ -242,3 +241,79 @@ def test_the_prove_command_prints_bundles_and_consistency_proofs_that_verify(
     )
     assert missing.exit_code == 1
     assert "no checkpoint of size 150" in missing.output
+
+
+def _signed_log(directory: Path, forged_at: int, forge) -> str:  # type: ignore[no-untyped-def]
+    """A log of signed resolution records, one of them (at ``forged_at``) made by ``forge``."""
+    from datetime import UTC, datetime
+
+    from chain.entries import resolution_record, sign_entry
+
+    when = datetime(2026, 5, 1, tzinfo=UTC)
+    with Ledger.init(directory, ORIGIN, batch_size=128) as log:
+        for i in range(300):
+            record = resolution_record(f"case-{i}", when, "found")
+            entry = sign_entry(record, log.submitter)
+            log.append(forge(entry, record) if i == forged_at else entry)
+        log.flush()
+        return log.vkey
+
+
+def test_an_entry_signed_by_a_key_the_log_does_not_accept_is_named(tmp_path: Path) -> None:
+    from chain.entries import sign_entry
+
+    intruder = Signer.generate("intruder.example/submitter")
+    _signed_log(tmp_path / "log", 123, lambda _, record: sign_entry(record, intruder))
+    code, output = _verify("--dir", str(tmp_path / "log"))
+    assert code == 1
+    assert "entry 123" in output and "not a known submitter" in output
+
+
+def test_an_entry_whose_signature_bytes_were_altered_is_named(tmp_path: Path) -> None:
+    from chain.entries import canonical, parse_entry
+
+    def alter(entry: bytes, _: object) -> bytes:
+        value = json.loads(entry)
+        signature = parse_entry(entry).signature
+        value["sig"]["value"] = base64.b64encode(bytes([signature[0] ^ 1]) + signature[1:]).decode()
+        return canonical(value)
+
+    _signed_log(tmp_path / "log", 77, alter)
+    code, output = _verify("--dir", str(tmp_path / "log"))
+    assert code == 1
+    assert "entry 77" in output and "does not verify" in output
+
+
+def test_signed_entries_are_checked_against_the_pinned_submitter_keys(tmp_path: Path) -> None:
+    _signed_log(tmp_path / "log", -1, lambda entry, _: entry)
+    code, output = _verify("--dir", str(tmp_path / "log"))
+    assert code == 0, output
+    assert "300 signed record(s)" in output
+    other = Signer.generate("other.example/submitter").vkey()
+    code, output = _verify("--dir", str(tmp_path / "log"), "--submitter", other)
+    assert code == 1
+    assert "entry 0" in output
+
+
+def test_a_forged_entry_is_named_over_http_against_the_published_submitter_keys(
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    from chain.entries import sign_entry
+
+    intruder = Signer.generate("intruder.example/submitter")
+    vkey = _signed_log(tmp_path / "log", 260, lambda _, record: sign_entry(record, intruder))
+    with LogReader.open(tmp_path / "log") as log:
+        published = [v.vkey() for v in log.submitters]
+    with serve(_server(tmp_path / "log")) as url:
+        assert httpx.get(url + "/ledger/submitters").text.split() == published
+        code, output = _verify("--url", url + "/ledger", "--vkey", vkey)
+    assert code == 1
+    assert "entry 260" in output and "not a known submitter" in output
+
+
+def test_a_writer_with_a_submitter_key_the_log_does_not_accept_is_refused(tmp_path: Path) -> None:
+    Ledger.init(tmp_path / "log", ORIGIN).close()
+    with pytest.raises(StoreError, match="is not one this log accepts"):
+        Ledger.open(tmp_path / "log", submitter=Signer.generate("other.example/submitter"))
