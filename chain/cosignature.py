@@ -48,6 +48,17 @@ class CosignatureVerifier(Verifier):
 register_verifier_type(CosignatureVerifier)
 
 
+def witness_verifier(vkey: str) -> CosignatureVerifier:
+    """A witness's verifier key, which must be of the cosignature type."""
+    verifier = Verifier.from_vkey(vkey)
+    if not isinstance(verifier, CosignatureVerifier):
+        raise NoteError(
+            f"a witness key must be of type 0x{COSIGNATURE_V1:02x}, "
+            f"got 0x{verifier.signature_type:02x} in {vkey[:60]!r}"
+        )
+    return verifier
+
+
 def cosignature_time(signature: Signature) -> int:
     """The POSIX timestamp carried by a cosignature."""
     if len(signature.signature) != 72:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.checkpoint import Checkpoint, open_checkpoint
+from chain.cosignature import CosignatureVerifier
 from chain.entries import dispatch_record, sign_entry
 from chain.errors import ChainError, ProofError, StoreError
 from chain.merkle import consistency_proof, inclusion_proof
@@ -33,6 +34,7 @@ from chain.sequencer import Sequencer
 from chain.store import LogStore, StoredCheckpoint, open_store
 from chain.tiles import TILE_HEIGHT, TILE_WIDTH, TileId, encode_bundle, parse_path, tile_width
 from chain.tree import CHUNK, StoredTree
+from chain.witness import cosignatures_of
 
 logger = logging.getLogger(__name__)
 
@@ -321,10 +323,13 @@ class Ledger(LogReader):
         """Sign a record (``chain.entries``) with the submitter key and append it."""
         return self.append(sign_entry(record, self.submitter))
 
-    def add_cosignatures(self, size: int, lines: str) -> str:
-        """Attach witness cosignature lines to the checkpoint of ``size``; the new note."""
+    def add_cosignatures(self, size: int, lines: str, witness: CosignatureVerifier) -> str:
+        """Attach a witness's cosignature lines to the checkpoint of ``size``; the new note.
+
+        Only lines that verify against ``witness`` are kept (``chain.witness.cosignatures_of``).
+        """
         note = parse_note(self.checkpoint_note(size))
-        extra = parse_note(note.text + "\n" + lines).signatures
+        extra = cosignatures_of(note.to_bytes(), lines, witness)
         known = {(s.name, s.key_id) for s in note.signatures}
         merged = Note(
             note.text, note.signatures + tuple(s for s in extra if (s.name, s.key_id) not in known)

@@ -9,8 +9,10 @@
 - ``verify --dir D`` or ``verify --url U --vkey K``: check the whole log, every signed entry
   against the submitter keys the log publishes (or ``--submitter`` keys), and say where it
   was tampered with if it was.
-- ``cosign --dir D --witness URL``: ask witnesses (C2SP tlog-witness) to cosign the latest
-  checkpoint, and keep their cosignatures with it.
+  With ``--witness K`` (repeatable) and ``--quorum N``, the latest checkpoint must also carry
+  N valid cosignatures from those witnesses.
+- ``cosign --dir D --witness URL --witness-vkey K``: ask witnesses (C2SP tlog-witness) to
+  cosign the latest checkpoint, and keep with it the cosignatures that verify against K.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from chain.cosignature import witness_verifier
 from chain.errors import ChainError, EntryError, TamperError
 from chain.ledger import Ledger, LogReader
 from chain.note import Verifier, b64encode, parse_note
 from chain.verify import follow, verify_store
-from chain.witness import add_checkpoint_request
+from chain.witness import WitnessPolicy, add_checkpoint_request
 
 _err = Console(stderr=True, soft_wrap=True)
 
@@ -189,6 +192,14 @@ def register(app: typer.Typer) -> None:
             help="Verifier key of a submitter whose signed entries to accept (repeatable); "
             "default: the keys the log publishes.",
         ),
+        witness: list[str] = typer.Option(
+            [], "--witness", help="Verifier key of a witness of the policy (repeatable)."
+        ),
+        quorum: int | None = typer.Option(
+            None,
+            "--quorum",
+            help="Cosignatures the latest checkpoint needs from --witness keys (default: all).",
+        ),
     ) -> None:
         """Verify every entry, root, signature and checkpoint; name the entry tampered with."""
         if (dir is None) == (url is None):
@@ -197,6 +208,10 @@ def register(app: typer.Typer) -> None:
         try:
             verifier = Verifier.from_vkey(vkey) if vkey else None
             submitters = [Verifier.from_vkey(k) for k in submitter] or None
+            witnesses = [witness_verifier(k) for k in witness]
+            if quorum is not None and not witnesses:
+                raise _fail("--quorum counts cosignatures of --witness keys; give them too")
+            policy = WitnessPolicy(witnesses, len(witnesses) if quorum is None else quorum)
             with _progress() as bar:
                 task = bar.add_task("verifying", total=None)
 
@@ -221,6 +236,7 @@ def register(app: typer.Typer) -> None:
                         )
                     finally:
                         source.close()
+            cosigned_by = policy.check(report.note)
         except TamperError as exc:
             where = f" (entry {exc.index})" if exc.index is not None else ""
             raise _fail(f"the log was tampered with{where}: {exc}") from None
@@ -229,6 +245,8 @@ def register(app: typer.Typer) -> None:
         if state is not None and report.note:
             state.write_text(json.dumps([*seen, report.note], indent=1))
         typer.echo(report.summary())
+        if witnesses:
+            typer.echo(f"latest checkpoint cosigned by {', '.join(cosigned_by)}")
         if dir is not None and vkey is None:
             _err.print(
                 "note: checked against the key stored with the log; pass --vkey to pin the key "
@@ -246,15 +264,26 @@ def register(app: typer.Typer) -> None:
     def cosign(
         dir: Path = typer.Option(..., "--dir", help="Directory of the log."),
         witness: list[str] = typer.Option(..., "--witness", help="Witness submission URL prefix."),
+        witness_vkey: list[str] = typer.Option(
+            ...,
+            "--witness-vkey",
+            help="Verifier key of the witness at the --witness of the same rank.",
+        ),
     ) -> None:
         """Ask witnesses to cosign the latest checkpoint; print the cosigned checkpoint."""
+        if len(witness) != len(witness_vkey):
+            raise _fail(
+                f"give one --witness-vkey per --witness, expected {len(witness)}, "
+                f"got {len(witness_vkey)}"
+            )
         try:
+            keys = [witness_verifier(k) for k in witness_vkey]
             with Ledger.open(dir) as log:
                 note = log.checkpoint_note()
                 size = log.size
-                for url in witness:
+                for url, key in zip(witness, keys, strict=True):
                     lines = _request_cosignature(log, url, note, size)
-                    note = log.add_cosignatures(size, lines)
+                    note = log.add_cosignatures(size, lines, key)
                 typer.echo(note, nl=False)
         except ChainError as exc:
             raise _fail(str(exc)) from None

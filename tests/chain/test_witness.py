@@ -147,7 +147,7 @@ def test_a_policy_counts_a_checkpoint_only_with_its_quorum(tmp_path: Path, log: 
     lines = [w.add_checkpoint(add_checkpoint_request(0, [], note)).decode() for w in (w1, w2)]
     policy = WitnessPolicy([w1.signer.verifier(), w2.signer.verifier()], quorum=2)
     assert policy.check(note + "".join(lines)) == ["w1.example/w", "w2.example/w"]
-    with pytest.raises(WitnessError, match="policy needs 2"):
+    with pytest.raises(WitnessError, match="carries 1 valid cosignature.*the policy needs 2"):
         policy.check(note + lines[0])
     with pytest.raises(WitnessError, match="quorum must be within"):
         WitnessPolicy([w1.signer.verifier()], quorum=2)
@@ -162,15 +162,21 @@ def test_the_log_gets_cosigned_by_a_real_witness_server(tmp_path: Path, log: Led
     log.close()
     runner = CliRunner()
     with serve(witness_app(witness)) as url:
-        first = runner.invoke(
-            app, ["ledger", "cosign", "--dir", str(tmp_path / "log"), "--witness", url]
-        )
+        cosign = [
+            "ledger",
+            "cosign",
+            "--dir",
+            str(tmp_path / "log"),
+            "--witness",
+            url,
+            "--witness-vkey",
+            witness.signer.verifier().vkey(),
+        ]
+        first = runner.invoke(app, cosign)
         assert first.exit_code == 0, first.output
         with Ledger.open(tmp_path / "log") as reopened:
             _grow(reopened, 17)
-        second = runner.invoke(
-            app, ["ledger", "cosign", "--dir", str(tmp_path / "log"), "--witness", url]
-        )
+        second = runner.invoke(app, cosign)
         assert second.exit_code == 0, second.output
         assert httpx.post(url + "/add-checkpoint", content=b"old 0\n\n").status_code == 400
     policy = WitnessPolicy([witness.signer.verifier()], quorum=1)
@@ -218,7 +224,17 @@ def test_the_witness_command_serves_add_checkpoint_over_http(tmp_path: Path, log
                 assert time.monotonic() < deadline, "the witness did not start"
                 time.sleep(0.1)
         result = CliRunner().invoke(
-            app, ["ledger", "cosign", "--dir", str(tmp_path / "log"), "--witness", url]
+            app,
+            [
+                "ledger",
+                "cosign",
+                "--dir",
+                str(tmp_path / "log"),
+                "--witness",
+                url,
+                "--witness-vkey",
+                witness_vkey,
+            ],
         )
         assert result.exit_code == 0, result.output
         policy = WitnessPolicy([CosignatureVerifier.from_vkey(witness_vkey)], quorum=1)
@@ -239,12 +255,99 @@ def test_a_proof_bundle_counts_only_with_its_witness_quorum(tmp_path: Path, log:
     note = _grow(log, 9)
     policy = WitnessPolicy([w1.signer.verifier(), w2.signer.verifier()], quorum=2)
     bundle = ProofBundle.from_text(log.proof_bundle(4))
-    with pytest.raises(WitnessError, match="lacks its witnesses"):
+    with pytest.raises(WitnessError, match="carries 0 valid cosignature"):
         bundle.verify(b"entry 4", [log.verifier], policy=policy)
     for witness in (w1, w2):
         log.add_cosignatures(
-            9, witness.add_checkpoint(add_checkpoint_request(0, [], note)).decode()
+            9,
+            witness.add_checkpoint(add_checkpoint_request(0, [], note)).decode(),
+            witness.signer.verifier(),
         )
     bundle = ProofBundle.from_text(log.proof_bundle(4))
     checkpoint, _ = bundle.verify(b"entry 4", [log.verifier], policy=policy)
     assert checkpoint.size == 9
+
+
+def _tampered(line: str) -> str:
+    """A cosignature line with one bit of its signature flipped."""
+    import base64
+
+    name, blob = line.rstrip("\n").rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(blob))
+    raw[-1] ^= 1
+    return f"{name} {base64.b64encode(bytes(raw)).decode()}\n"
+
+
+def test_a_cosignature_that_does_not_verify_is_not_kept(tmp_path: Path, log: Ledger) -> None:
+    w1, w2 = _witness(tmp_path, log, "w1.example/w"), _witness(tmp_path, log, "w2.example/w")
+    note = _grow(log, 5)
+    line = w1.add_checkpoint(add_checkpoint_request(0, [], note)).decode()
+    with pytest.raises(WitnessError, match="does not verify against its key"):
+        log.add_cosignatures(5, _tampered(line), w1.signer.verifier())
+    with pytest.raises(WitnessError, match="no cosignature of its key"):
+        log.add_cosignatures(5, line, w2.signer.verifier())
+    assert log.checkpoint_note(5) == note
+    assert log.add_cosignatures(5, line, w1.signer.verifier()) == note + line
+
+
+def test_cosign_keeps_nothing_from_a_witness_answering_with_another_key(
+    tmp_path: Path, log: Ledger
+) -> None:
+    witness, other = _witness(tmp_path, log), _witness(tmp_path, log, "other.example/w")
+    note = _grow(log, 12)
+    log.close()
+    with serve(witness_app(witness)) as url:
+        result = CliRunner().invoke(
+            app,
+            [
+                "ledger",
+                "cosign",
+                "--dir",
+                str(tmp_path / "log"),
+                "--witness",
+                url,
+                "--witness-vkey",
+                other.signer.verifier().vkey(),
+            ],
+        )
+    assert result.exit_code == 1
+    assert "replied with no cosignature of its key" in result.output
+    with Ledger.open(tmp_path / "log") as reopened:
+        assert reopened.checkpoint_note() == note
+
+
+def test_a_bad_cosignature_does_not_spoil_the_valid_ones_toward_the_quorum(
+    tmp_path: Path, log: Ledger
+) -> None:
+    w1, w2 = _witness(tmp_path, log, "w1.example/w"), _witness(tmp_path, log, "w2.example/w")
+    note = _grow(log, 8)
+    good = w1.add_checkpoint(add_checkpoint_request(0, [], note)).decode()
+    bad = _tampered(w2.add_checkpoint(add_checkpoint_request(0, [], note)).decode())
+    policy = WitnessPolicy([w1.signer.verifier(), w2.signer.verifier()], quorum=1)
+    assert policy.check(note + bad + good) == ["w1.example/w"]
+    strict = WitnessPolicy([w1.signer.verifier(), w2.signer.verifier()], quorum=2)
+    with pytest.raises(WitnessError, match=r"1 more from known witnesses did not verify"):
+        strict.check(note + bad + good)
+
+
+def test_verify_checks_the_latest_checkpoint_against_a_witness_quorum(
+    tmp_path: Path, log: Ledger
+) -> None:
+    w1, w2 = _witness(tmp_path, log, "w1.example/w"), _witness(tmp_path, log, "w2.example/w")
+    note = _grow(log, 20)
+    line = w1.add_checkpoint(add_checkpoint_request(0, [], note)).decode()
+    log.add_cosignatures(20, line, w1.signer.verifier())
+    log.close()
+    runner = CliRunner()
+    base = ["ledger", "verify", "--dir", str(tmp_path / "log")]
+    k1, k2 = w1.signer.verifier().vkey(), w2.signer.verifier().vkey()
+
+    one = runner.invoke(app, [*base, "--witness", k1, "--witness", k2, "--quorum", "1"])
+    assert one.exit_code == 0, one.output
+    assert "cosigned by w1.example/w" in one.output
+    both = runner.invoke(app, [*base, "--witness", k1, "--witness", k2])
+    assert both.exit_code == 1
+    assert "carries 1 valid cosignature(s)" in both.output and "needs 2" in both.output
+    alone = runner.invoke(app, [*base, "--quorum", "1"])
+    assert alone.exit_code == 1
+    assert "give them too" in alone.output
