@@ -10,7 +10,10 @@ Five kinds of record, each built by one function here so that no other field can
 - ``resolution``: case, time, and how it ended.
 
 No record holds personal data: only ids chosen by the operator, digests, commitments and
-pseudonym roots. An entry is the RFC 8785 canonical JSON of::
+pseudonym roots. :func:`check_record` holds each kind to its exact fields and their types,
+both when an entry is signed and when it is opened, so a record carrying any other field
+(a name, an id number) is refused rather than written. An entry is the RFC 8785 canonical
+JSON of::
 
     {"record": {...}, "sig": {"key_id": "<hex>", "name": "<key name>", "value": "<base64>"}}
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +41,8 @@ ENTRY_CONTEXT = b"wayhome/entry/v1\n"
 KINDS = ("dispatch", "case_opened", "sighting", "perimeter", "resolution")
 OUTCOMES = ("found", "found_deceased", "cancelled", "false_report", "expired")
 _CASE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_CATEGORY = re.compile(r"[a-z0-9_]{1,64}")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 def canonical(value: Any) -> bytes:
@@ -92,7 +97,7 @@ def case_opened_record(
     case_id: str, time: datetime, category: str, subject_commitment: bytes
 ) -> dict[str, Any]:
     """A case was opened; the child's details stay off the log behind a commitment."""
-    if not re.fullmatch(r"[a-z0-9_]{1,64}", category or ""):
+    if not isinstance(category, str) or not _CATEGORY.fullmatch(category):
         raise EntryError(f"a category must be 1-64 of a-z, 0-9 or '_', got {category!r}")
     return {
         "kind": "case_opened",
@@ -135,12 +140,100 @@ def resolution_record(case_id: str, time: datetime, outcome: str) -> dict[str, A
     return {"kind": "resolution", "case": _case(case_id), "time": _time(time), "outcome": outcome}
 
 
+def _is_case(value: Any) -> bool:
+    return isinstance(value, str) and _CASE_ID.fullmatch(value) is not None
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, str) and _TIME.fullmatch(value) is not None
+
+
+def _is_digest(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and len(b64decode(value, "a digest")) == 32
+    except NoteError:
+        return False
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_recipients(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"count", "root"}
+        and _is_count(value["count"])
+        and _is_digest(value["root"])
+    )
+
+
+_FIELDS: dict[str, dict[str, tuple[str, Callable[[Any], bool]]]] = {
+    "dispatch": {
+        "case": ("a case id", _is_case),
+        "tick": ("a non-negative integer", _is_count),
+        "time": ("a UTC time to the millisecond", _is_time),
+        "area": ("a base64 32-byte digest", _is_digest),
+        "recipients": ("a count and a base64 32-byte root", _is_recipients),
+    },
+    "case_opened": {
+        "case": ("a case id", _is_case),
+        "time": ("a UTC time to the millisecond", _is_time),
+        "category": (
+            "1-64 of a-z, 0-9 or '_'",
+            lambda v: isinstance(v, str) and _CATEGORY.fullmatch(v) is not None,
+        ),
+        "subject": ("a base64 32-byte commitment", _is_digest),
+    },
+    "sighting": {
+        "case": ("a case id", _is_case),
+        "time": ("a UTC time to the millisecond", _is_time),
+        "details": ("a base64 32-byte commitment", _is_digest),
+        "area": ("a base64 32-byte digest", _is_digest),
+    },
+    "perimeter": {
+        "case": ("a case id", _is_case),
+        "time": ("a UTC time to the millisecond", _is_time),
+        "area": ("a base64 32-byte digest", _is_digest),
+        "mode": ("'add' or 'replace'", lambda v: v in ("add", "replace")),
+    },
+    "resolution": {
+        "case": ("a case id", _is_case),
+        "time": ("a UTC time to the millisecond", _is_time),
+        "outcome": (f"one of {', '.join(OUTCOMES)}", lambda v: v in OUTCOMES),
+    },
+}
+"""Each kind's fields besides ``kind``: what each must be, and its check."""
+
+
+def check_record(record: Any) -> None:
+    """Refuse a record that is not exactly one of the five kinds: no field more, none less,
+    each of its type. Nothing but these fields can then reach the log."""
+    if not isinstance(record, dict):
+        raise EntryError(f"a record must be a JSON object, got {type(record).__name__}")
+    kind = record.get("kind")
+    if not isinstance(kind, str) or kind not in _FIELDS:
+        raise EntryError(f"a record kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    fields = _FIELDS[kind]
+    extra = sorted(set(record) - set(fields) - {"kind"})
+    if extra:
+        raise EntryError(
+            f"a {kind} record holds only the fields {', '.join(sorted(fields))}, "
+            f"got {', '.join(extra)} too"
+        )
+    missing = sorted(set(fields) - set(record))
+    if missing:
+        raise EntryError(f"a {kind} record lacks the field(s) {', '.join(missing)}")
+    for name, (what, check) in fields.items():
+        if not check(record[name]):
+            raise EntryError(
+                f"the {name} of a {kind} record must be {what}, got {str(record[name])[:40]!r}"
+            )
+
+
 def sign_entry(record: dict[str, Any], signer: Signer) -> bytes:
     """The entry bytes: the canonical record with its submitter's signature."""
-    if record.get("kind") not in KINDS:
-        raise EntryError(
-            f"a record kind must be one of {', '.join(KINDS)}, got {record.get('kind')!r}"
-        )
+    check_record(record)
     body = canonical(record)
     signature = signer.private_key.sign(ENTRY_CONTEXT + body)
     entry = canonical(
@@ -199,6 +292,7 @@ def open_entry(entry: bytes, verifiers: Iterable[Verifier]) -> dict[str, Any]:
     for verifier in verifiers:
         if verifier.name == parsed.name and verifier.key_id == parsed.key_id:
             if verifier.verify(ENTRY_CONTEXT + canonical(parsed.record), parsed.signature):
+                check_record(parsed.record)
                 return parsed.record
             raise EntryError(f"the signature of {parsed.name} on this entry does not verify")
     raise EntryError(f"this entry is signed by {parsed.name}, which is not a known submitter")

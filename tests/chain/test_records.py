@@ -9,6 +9,7 @@ import pytest
 
 from chain import Ledger
 from chain.entries import (
+    ENTRY_CONTEXT,
     canonical,
     case_opened_record,
     dispatch_record,
@@ -21,7 +22,7 @@ from chain.entries import (
 )
 from chain.errors import EntryError, PrivacyError, ProofError, ShreddedError
 from chain.merkle import MemoryTree, leaf_hash, root
-from chain.note import Signer
+from chain.note import Signer, b64encode
 from chain.privacy import CaseKeys, commit, open_commitment
 from chain.proof import ProofBundle
 from chain.recipients import (
@@ -78,6 +79,60 @@ def test_record_times_are_utc_whatever_the_zone_given() -> None:
 def test_a_bad_record_field_is_refused_with_a_sentence(build, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(EntryError, match=message):
         build()
+
+
+def test_a_record_with_a_field_of_personal_data_is_refused_with_a_sentence() -> None:
+    signer = Signer.generate("police.example/unit-7")
+    record = {**case_opened_record("case-1", WHEN, "lost_child", bytes(32)), "child_name": "Li"}
+    with pytest.raises(
+        EntryError,
+        match="a case_opened record holds only the fields case, category, subject, time, "
+        "got child_name too",
+    ):
+        sign_entry(record, signer)
+
+
+def test_a_signed_entry_with_an_extra_field_does_not_open() -> None:
+    signer = Signer.generate("police.example/unit-7")
+    record = {**resolution_record("case-1", WHEN, "found"), "national_id": "110101"}
+    body = canonical(record)
+    entry = canonical(
+        {
+            "record": record,
+            "sig": {
+                "key_id": f"{signer.key_id:08x}",
+                "name": signer.name,
+                "value": b64encode(signer.private_key.sign(ENTRY_CONTEXT + body)),
+            },
+        }
+    )
+    with pytest.raises(EntryError, match="got national_id too"):
+        open_entry(entry, [signer.verifier()])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "note"}, "kind must be one of"),
+        ({"tick": "3"}, "tick of a dispatch record must be a non-negative integer"),
+        ({"tick": True}, "tick of a dispatch record must be a non-negative integer"),
+        ({"time": "2026-05-01"}, "time of a dispatch record must be a UTC time"),
+        ({"area": "AAAA"}, "area of a dispatch record must be a base64 32-byte digest"),
+        ({"recipients": {"count": 1}}, "recipients of a dispatch record must be a count"),
+        ({"case": "case 1"}, "case of a dispatch record must be a case id"),
+    ],
+)
+def test_a_record_field_of_the_wrong_type_is_refused(change: dict, message: str) -> None:  # type: ignore[type-arg]
+    record = {**dispatch_record("case-1", 3, WHEN, bytes(32), [b"p" * 32]), **change}
+    with pytest.raises(EntryError, match=message):
+        sign_entry(record, Signer.generate("police.example/unit-7"))
+
+
+def test_a_record_missing_a_field_is_refused() -> None:
+    record = perimeter_record("case-1", WHEN, bytes(32))
+    del record["mode"]
+    with pytest.raises(EntryError, match="a perimeter record lacks the field"):
+        sign_entry(record, Signer.generate("police.example/unit-7"))
 
 
 def test_an_altered_or_foreign_entry_does_not_open() -> None:
