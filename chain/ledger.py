@@ -5,6 +5,10 @@ signer key, mode 0600) and ``submitter.key`` (the key that signs the entries thi
 submits). A PostgreSQL log keeps its tables in the database and takes its keys from the
 caller, since a database is no place for a private key.
 
+A directory log is locked while it is open for writing (``fcntl.flock`` on ``log.lock``), so
+a second writer is refused at once instead of interleaving its batches with the first's;
+readers take no lock. A PostgreSQL log is not locked: run one sequencer per log.
+
 The verifier keys of the submitters whose entries the log accepts are kept with the log
 (``meta.submitters``, one key a line) and published beside the checkpoint at ``submitters``,
 so that a verifier can check every signed entry. A log made before its submitters were
@@ -16,6 +20,7 @@ recorded records its writer's submitter key the next time it is opened for writi
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 LOG_KEY_FILE = "log.key"
 SUBMITTER_KEY_FILE = "submitter.key"
+LOCK_FILE = "log.lock"
 SUBMITTERS = "submitters"
 """The meta key, and the published path, of the submitter verifier keys the log accepts."""
 
@@ -52,6 +58,26 @@ def _write_secret(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text + "\n")
+
+
+class DirectoryLock:
+    """An exclusive, non-blocking ``flock`` on a log directory's ``log.lock``; the kernel drops
+    it when its process dies, so a killed writer leaves no stale lock behind."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_FILE
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(f"the log in {directory} is open by another process") from None
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _read_signer(path: Path) -> Signer:
@@ -187,6 +213,25 @@ class Ledger(LogReader):
         batch_size: int = 4096,
         batch_age_ms: int = 500,
         clock: Callable[[], float] | None = None,
+        lock: DirectoryLock | None = None,
+    ) -> None:
+        self._directory_lock = lock
+        try:
+            self._start(store, signer, submitter, batch_size, batch_age_ms, clock)
+        except BaseException:
+            store.close()
+            if lock is not None:
+                lock.release()
+            raise
+
+    def _start(
+        self,
+        store: LogStore,
+        signer: Signer,
+        submitter: Signer | None,
+        batch_size: int,
+        batch_age_ms: int,
+        clock: Callable[[], float] | None,
     ) -> None:
         super().__init__(store)
         if signer.vkey() != self.vkey:
@@ -225,18 +270,29 @@ class Ledger(LogReader):
             raise StoreError(
                 f"the log key must be named after the origin {origin}, got {signer.name}"
             )
+        lock = None
         if not _is_dsn(target):
             directory = Path(target)
             if (directory / "log.db").exists():
                 raise StoreError(f"a log already exists in {directory}")
             directory.mkdir(parents=True, exist_ok=True)
-            signer = signer or Signer.generate(origin)
-            submitter = submitter or Signer.generate(f"{origin}/submitter")
-            _write_secret(directory / LOG_KEY_FILE, signer.skey())
-            _write_secret(directory / SUBMITTER_KEY_FILE, submitter.skey())
+            lock = DirectoryLock(directory)
+            try:
+                signer = signer or Signer.generate(origin)
+                submitter = submitter or Signer.generate(f"{origin}/submitter")
+                _write_secret(directory / LOG_KEY_FILE, signer.skey())
+                _write_secret(directory / SUBMITTER_KEY_FILE, submitter.skey())
+            except BaseException:
+                lock.release()
+                raise
         elif signer is None:
             raise StoreError("a PostgreSQL log needs its signer key passed in")
-        store = open_store(target, create=True, table_prefix=table_prefix)
+        try:
+            store = open_store(target, create=True, table_prefix=table_prefix)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         if store.get_meta("origin") is not None:
             store.close()
             raise StoreError("the database already holds a log")
@@ -244,7 +300,7 @@ class Ledger(LogReader):
         store.set_meta("vkey", signer.vkey())
         store.set_meta(SUBMITTERS, (submitter or signer).vkey() + "\n")
         logger.info("created log origin=%s", origin)
-        return cls(store, signer, submitter=submitter, **options)
+        return cls(store, signer, submitter=submitter, lock=lock, **options)
 
     @classmethod
     def open(
@@ -257,6 +313,7 @@ class Ledger(LogReader):
         **options: Any,
     ) -> Ledger:
         """Open an existing log; a directory's keys are read from its key files."""
+        lock = None
         if not _is_dsn(target):
             directory = Path(target)
             if not (directory / "log.db").exists():
@@ -264,10 +321,16 @@ class Ledger(LogReader):
             signer = signer or _read_signer(directory / LOG_KEY_FILE)
             if submitter is None and (directory / SUBMITTER_KEY_FILE).exists():
                 submitter = _read_signer(directory / SUBMITTER_KEY_FILE)
+            lock = DirectoryLock(directory)
         elif signer is None:
             raise StoreError("a PostgreSQL log needs its signer key passed in")
-        store = open_store(target, table_prefix=table_prefix)
-        return cls(store, signer, submitter=submitter, **options)
+        try:
+            store = open_store(target, table_prefix=table_prefix)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return cls(store, signer, submitter=submitter, lock=lock, **options)
 
     def accept_submitter(self, verifier: Verifier) -> None:
         """Accept entries signed by one more submitter key from now on."""
@@ -298,13 +361,22 @@ class Ledger(LogReader):
         """Integrate every queued entry now; the signed checkpoint covering them."""
         return self.sequencer.integrate().note
 
-    def close(self) -> None:
-        if self.sequencer.pending:
-            self.flush()
-        super().close()
+    def close(self, *, flush: bool = True) -> None:
+        """Integrate what is queued (unless ``flush`` is false), close the store, unlock."""
+        try:
+            if flush and self.sequencer.pending:
+                self.flush()
+        finally:
+            super().close()
+            if self._directory_lock is not None:
+                self._directory_lock.release()
 
     def __enter__(self) -> Ledger:
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        # After a failure, what is queued is not integrated: the caller never saw it durable.
+        self.close(flush=not exc or exc[0] is None)
 
     def dispatch_entry(
         self,

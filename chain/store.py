@@ -259,33 +259,44 @@ class SqliteStore(LogStore):
         self.path = Path(path)
         if not create and not self.path.exists():
             raise StoreError(f"no log database at {self.path}; run 'wayhome ledger init' first")
-        if read_only:
-            uri = f"file:{self.path}?mode=ro"
-            self._conn = sqlite3.connect(
-                uri, uri=True, check_same_thread=False, isolation_level=None
-            )
-        else:
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA.format(p="", blob="BLOB"))
-        self._conn.execute("PRAGMA busy_timeout=10000")
+        try:
+            if read_only:
+                uri = f"file:{self.path}?mode=ro"
+                self._conn = sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, isolation_level=None
+                )
+            else:
+                self._conn = sqlite3.connect(
+                    self.path, check_same_thread=False, isolation_level=None
+                )
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+                self._conn.executescript(_SCHEMA.format(p="", blob="BLOB"))
+            self._conn.execute("PRAGMA busy_timeout=10000")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path} must be a SQLite log database: {exc}") from None
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return list(self._conn.execute(self._sql(sql), tuple(params)).fetchall())
+            try:
+                return list(self._conn.execute(self._sql(sql), tuple(params)).fetchall())
+            except sqlite3.Error as exc:
+                raise StoreError(f"reading the log database {self.path} failed: {exc}") from None
 
     def _transaction(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, rows in statements:
-                    if rows:
-                        self._conn.executemany(self._sql(sql), [tuple(r) for r in rows])
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, rows in statements:
+                        if rows:
+                            self._conn.executemany(self._sql(sql), [tuple(r) for r in rows])
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"writing the log database {self.path} failed: {exc}") from None
 
     def close(self) -> None:
         self._conn.close()

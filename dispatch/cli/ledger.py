@@ -50,7 +50,13 @@ class HttpTiles:
         self.client = httpx.Client(base_url=url.rstrip("/") + "/", timeout=timeout_s)
 
     def read_path(self, path: str) -> bytes:
-        response = self.client.get(path)
+        try:
+            response = self.client.get(path)
+        except httpx.HTTPError as exc:
+            raise ChainError(
+                f"cannot fetch {self.client.base_url}{path}: {exc or type(exc).__name__}; "
+                "the log must be reachable at --url"
+            ) from None
         if response.status_code != 200:
             raise ChainError(f"GET {path} answered {response.status_code}; the log must serve it")
         return response.content
@@ -141,10 +147,13 @@ def register(app: typer.Typer) -> None:
                 acknowledge()
             log.flush()
             acknowledge()
-        except ChainError as exc:
-            raise _fail(str(exc)) from None
-        finally:
-            log.close()
+        except BaseException as exc:
+            # What is queued was never acknowledged: leave it out rather than flush it now.
+            log.close(flush=False)
+            if isinstance(exc, ChainError):
+                raise _fail(str(exc)) from None
+            raise
+        log.close()
         if refused:
             raise _fail(f"{refused} line(s) were refused; every other line was appended")
 
@@ -204,8 +213,8 @@ def register(app: typer.Typer) -> None:
         """Verify every entry, root, signature and checkpoint; name the entry tampered with."""
         if (dir is None) == (url is None):
             raise _fail("give exactly one of --dir or --url")
-        seen: list[str] = json.loads(state.read_text()) if state and state.exists() else []
         try:
+            seen = _read_state(state)
             verifier = Verifier.from_vkey(vkey) if vkey else None
             submitters = [Verifier.from_vkey(k) for k in submitter] or None
             witnesses = [witness_verifier(k) for k in witness]
@@ -287,6 +296,22 @@ def register(app: typer.Typer) -> None:
                 typer.echo(note, nl=False)
         except ChainError as exc:
             raise _fail(str(exc)) from None
+
+
+def _read_state(state: Path | None) -> list[str]:
+    """The signed checkpoints a ``--state`` file remembers: a JSON list of notes."""
+    if state is None or not state.exists():
+        return []
+    try:
+        seen = json.loads(state.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ChainError(f"the state file {state} must be JSON: {exc}") from None
+    if not isinstance(seen, list) or not all(isinstance(note, str) for note in seen):
+        raise ChainError(
+            f"the state file {state} must hold a JSON list of signed checkpoints, "
+            f"got {type(seen).__name__}"
+        )
+    return seen
 
 
 def _check_seen(old: str, log: LogReader) -> None:

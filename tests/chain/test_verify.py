@@ -317,3 +317,104 @@ def test_a_writer_with_a_submitter_key_the_log_does_not_accept_is_refused(tmp_pa
     Ledger.init(tmp_path / "log", ORIGIN).close()
     with pytest.raises(StoreError, match="is not one this log accepts"):
         Ledger.open(tmp_path / "log", submitter=Signer.generate("other.example/submitter"))
+
+
+def _assert_one_line_error(result, sentence: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert sentence in result.output
+
+
+def test_a_log_database_that_is_not_sqlite_is_refused_with_a_sentence(tmp_path: Path) -> None:
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "log.db").write_bytes(b"this is not a database, not even close" * 100)
+    for command in (["verify"], ["prove", "--index", "0"]):
+        result = runner.invoke(app, ["ledger", *command, "--dir", str(tmp_path / "log")])
+        _assert_one_line_error(result, "must be a SQLite log database")
+
+
+def test_an_unreachable_log_url_is_refused_with_a_sentence(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    vkey = Signer.generate(ORIGIN).vkey()
+    result = runner.invoke(
+        app, ["ledger", "verify", "--url", f"http://127.0.0.1:{port}/ledger", "--vkey", vkey]
+    )
+    _assert_one_line_error(result, "cannot fetch")
+
+
+@pytest.mark.parametrize(("text", "sentence"), [("{not json", "must be JSON"), ("{}", "JSON list")])
+def test_a_malformed_state_file_is_refused_with_a_sentence(
+    tmp_path: Path, text: str, sentence: str
+) -> None:
+    _make_log(tmp_path / "log", n=10)
+    state = tmp_path / "seen.json"
+    state.write_text(text)
+    result = runner.invoke(
+        app, ["ledger", "verify", "--dir", str(tmp_path / "log"), "--state", str(state)]
+    )
+    _assert_one_line_error(result, sentence)
+
+
+def test_a_second_writer_of_one_log_is_refused_while_the_first_holds_it(tmp_path: Path) -> None:
+    _make_log(tmp_path / "log", n=10)
+    with Ledger.open(tmp_path / "log") as first:
+        result = runner.invoke(
+            app, ["ledger", "append", "--dir", str(tmp_path / "log")], input="late\n"
+        )
+        _assert_one_line_error(result, f"the log in {tmp_path / 'log'} is open by another process")
+        with pytest.raises(StoreError, match="open by another process"):
+            Ledger.open(tmp_path / "log")
+        with LogReader.open(tmp_path / "log") as reader:
+            assert reader.size == 10
+        first.append(b"from the first writer")
+    with Ledger.open(tmp_path / "log") as again:
+        assert again.size == 11
+
+
+def test_a_second_append_process_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    _make_log(tmp_path / "log", n=10)
+    append = [*WAYHOME, "ledger", "append", "--dir", str(tmp_path / "log")]
+    first = subprocess.Popen(append, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdin is not None and first.stdout is not None
+        first.stdin.write("one\n")
+        first.stdin.flush()
+        assert first.stdout.readline() == "10\n"
+        second = subprocess.run(append, input="two\n", capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert "is open by another process" in second.stderr
+        assert "Traceback" not in second.stderr
+        first.stdin.close()
+        assert first.wait(timeout=60) == 0
+    finally:
+        first.kill()
+    with LogReader.open(tmp_path / "log") as log:
+        assert log.entries(10, log.size) == [b"one"]
+
+
+def test_append_that_fails_does_not_flush_its_queue_on_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chain.sequencer import Sequencer
+
+    _make_log(tmp_path / "log", n=10)
+    calls = []
+
+    def failing(self: Sequencer) -> None:
+        calls.append(len(self.pending))
+        raise StoreError("the disk is full")
+
+    monkeypatch.setattr(Sequencer, "integrate", failing)
+    result = runner.invoke(
+        app, ["ledger", "append", "--dir", str(tmp_path / "log")], input="a\nb\n"
+    )
+    _assert_one_line_error(result, "the disk is full")
+    assert len(calls) == 1, "the queue was flushed again after the failure"
+    monkeypatch.undo()
+    with LogReader.open(tmp_path / "log") as log:
+        assert log.size == 10
