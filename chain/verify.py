@@ -10,7 +10,9 @@ What is checked, and what is said when it fails (a :class:`chain.errors.TamperEr
    with it, published at ``submitters``, or pinned by the caller). Other entries are opaque
    bytes, counted apart;
 3. every checkpoint's root, recomputed from the entries;
-4. every stored (or served) upper tree hash, recomputed from the level below;
+4. every stored (or served) upper tree hash, recomputed from the level below; for a store,
+   also the stored tree state (the root and right edge a writer grows the tree from),
+   recomputed from all the entries;
 5. consistency between every pair of checkpoints seen, including those seen on earlier runs
    (``seen``): each must be the root of a prefix of the same entries.
 
@@ -41,7 +43,7 @@ from chain.merkle import (
     verify_consistency,
 )
 from chain.note import Verifier, b64encode
-from chain.store import LogStore
+from chain.store import LogStore, TreeState
 from chain.tiles import TILE_HEIGHT, TILE_WIDTH, TileId, decode_bundle, tile_width
 from chain.tree import CHUNK, STRATUM
 
@@ -187,8 +189,9 @@ def verify_store(
     # (3) and (5): each checkpoint's root from the entries, hence all mutually consistent.
     _check_roots(leaves, checkpoints, lambda level: _stored_level(store, level))
 
-    # (4): every stored upper level from the level below.
+    # (4): every stored upper level from the level below, and the stored tree state.
     _check_stored_levels(store, leaves)
+    _check_tree_state(state, leaves)
     if progress:
         progress(state.size, state.size)
     last = checkpoints[-1]
@@ -276,6 +279,25 @@ def _check_stored_levels(store: LogStore, leaves: Sequence[bytes]) -> None:
                     "was altered",
                     None,
                 )
+
+
+def _check_tree_state(state: TreeState, leaves: Sequence[bytes]) -> None:
+    """The stored root and right edge must be those of the tree over all the entries."""
+    compact = CompactRange()
+    compact.extend(leaves)
+    if not hmac.compare_digest(state.root, compact.root()):
+        raise TamperError(
+            f"the stored tree root is not the root of the log's {len(leaves)} entries: "
+            "the tree state was altered"
+        )
+    edge_matches = len(state.edge) == len(compact.hashes) and all(
+        hmac.compare_digest(a, b) for a, b in zip(state.edge, compact.hashes, strict=True)
+    )
+    if not edge_matches:
+        raise TamperError(
+            f"the stored tree edge is not the right edge of the log's {len(leaves)} entries: "
+            "the tree state was altered, and the log cannot grow from it"
+        )
 
 
 class TileSource(Protocol):

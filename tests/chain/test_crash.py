@@ -135,3 +135,22 @@ def test_the_sequencer_refuses_to_sign_a_tree_inconsistent_with_its_checkpoint(
     with sqlite3.connect(tmp_path / "log" / "log.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM entries").fetchone() == (10,)
         assert conn.execute("SELECT MAX(size) FROM checkpoints").fetchone() == (10,)
+
+
+@pytest.mark.parametrize(
+    ("column", "sentence"),
+    [("edge", "the stored tree edge is not the right edge"), ("root", "the stored tree root")],
+)
+def test_verify_refuses_a_tree_state_the_writer_would_refuse(
+    tmp_path: Path, column: str, sentence: str
+) -> None:
+    with Ledger.init(tmp_path / "log", ORIGIN) as log:
+        log.append_many([b"entry %d" % i for i in range(10)])
+        log.flush()
+    with sqlite3.connect(tmp_path / "log" / "log.db") as conn:
+        (value,) = conn.execute(f"SELECT {column} FROM tree").fetchone()
+        conn.execute(f"UPDATE tree SET {column} = ?", (bytes(len(value)),))
+    result = CliRunner().invoke(app, ["ledger", "verify", "--dir", str(tmp_path / "log")])
+    assert result.exit_code == 1
+    assert sentence in result.output
+    assert "verified" not in result.output
