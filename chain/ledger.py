@@ -157,7 +157,26 @@ class LogReader:
         return inclusion_proof(index, size, self.tree)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        """``PROOF(size1, D[size2])`` between two sizes, the newer one signed by the log.
+
+        RFC 9162 defines no proof from the empty tree (every tree extends it), so ``size1``
+        must be at least 1.
+        """
         size2 = self.size if size2 is None else size2
+        if size1 < 1:
+            raise ProofError(
+                f"a consistency proof needs an old size of at least 1, got {size1}: the proof "
+                "from the empty tree is empty by RFC 9162, since every tree extends it"
+            )
+        if size1 > size2:
+            raise ProofError(
+                f"a consistency proof needs an old size at most the new one, got {size1} > {size2}"
+            )
+        if self.store.checkpoint_at(size2) is None:
+            raise ProofError(
+                f"a consistency proof needs a new size the log signed, got {size2}, "
+                "which no checkpoint of the log covers exactly"
+            )
         self._check_size(size2)
         return consistency_proof(size1, size2, self.tree)
 

@@ -175,15 +175,20 @@ def register(app: typer.Typer) -> None:
         size2: int | None = typer.Option(None, "--to", help="Newer tree size."),
     ) -> None:
         """Print an inclusion proof bundle (--index) or a consistency proof (--from/--to)."""
+        inclusion = index is not None or size is not None
+        consistency = size1 is not None or size2 is not None
+        if inclusion == consistency or (inclusion and index is None):
+            raise _fail("give either --index I [--size N], or --from M --to N, not both")
+        if consistency and (size1 is None or size2 is None):
+            raise _fail("a consistency proof needs both --from M and --to N")
         try:
             with LogReader.open(dir) as log:
                 if index is not None:
                     typer.echo(log.proof_bundle(index, size), nl=False)
-                elif size1 is not None and size2 is not None:
+                else:
+                    assert size1 is not None and size2 is not None
                     for digest in log.consistency_proof(size1, size2):
                         typer.echo(b64encode(digest))
-                else:
-                    raise _fail("give --index I [--size N], or --from M --to N")
         except ChainError as exc:
             raise _fail(str(exc)) from None
 

@@ -418,3 +418,43 @@ def test_append_that_fails_does_not_flush_its_queue_on_the_way_out(
     monkeypatch.undo()
     with LogReader.open(tmp_path / "log") as log:
         assert log.size == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (
+            ["--from", "0", "--to", "300"],
+            "a consistency proof needs an old size of at least 1, got 0",
+        ),
+        (["--from", "100", "--to", "250"], "a new size the log signed, got 250"),
+        (["--from", "300", "--to", "100"], "at most the new one, got 300 > 100"),
+        (["--index", "3", "--from", "100", "--to", "300"], "not both"),
+        (["--size", "100", "--from", "100", "--to", "300"], "not both"),
+        (["--from", "100"], "needs both --from M and --to N"),
+        ([], "give either --index I"),
+    ],
+)
+def test_the_prove_command_refuses_what_it_cannot_prove_with_a_sentence(
+    tmp_path: Path, args: list[str], sentence: str
+) -> None:
+    with Ledger.init(tmp_path / "log", ORIGIN, batch_size=100) as log:
+        log.append_many([b"line %d" % i for i in range(300)])
+    result = runner.invoke(app, ["ledger", "prove", "--dir", str(tmp_path / "log"), *args])
+    _assert_one_line_error(result, sentence)
+    assert result.stdout == ""
+
+
+def test_the_router_refuses_a_consistency_proof_from_size_0_or_to_an_unsigned_size(
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    _make_log(tmp_path / "log", n=300)
+    with serve(_server(tmp_path / "log")) as url, httpx.Client(base_url=url + "/ledger") as client:
+        empty = client.get("/proof/consistency/0/300")
+        assert empty.status_code == 400
+        assert "old size of at least 1, got 0" in empty.text
+        unsigned = client.get("/proof/consistency/100/299")
+        assert unsigned.status_code == 400
+        assert "a new size the log signed, got 299" in unsigned.text
