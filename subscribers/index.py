@@ -25,9 +25,20 @@ Updates. A point that moves within its finest cell is rewritten in place. A poin
 to another cell, or a new point, is marked dead in the sorted arrays (its key becomes a
 sentinel) and put in a small key-sorted side table, the delta, which every query scans with
 a bounding-box filter and ``contains_xy``. When the delta grows past a fraction of the index,
-it is merged into the sorted arrays in linear time (no full re-sort). One lock serialises
-queries and updates, so a query always sees one consistent state; numpy and shapely release
-the interpreter lock while they work, so readers and writers still share the cores.
+it is merged into the sorted arrays in linear time (no full re-sort).
+
+Locking. A readers-writer lock: queries hold it shared, so they run side by side (numpy and
+shapely release the interpreter lock while they work, so they share the cores); an update or
+a removal holds it alone for the short time it writes, so every query sees one state, the
+one between two writes. A merge takes seconds at tens of millions of points, so it holds the
+lock alone only twice, briefly: to freeze the delta (a fresh one takes its place) and to swap
+the merged arrays in. In between, with no lock held, it reads the sorted arrays and the frozen
+delta, which nothing writes meanwhile: an update or removal that arrives then hides its keys
+from them (a sorted key set that queries filter by) and writes only the fresh delta; at the
+swap the hidden keys are marked dead in the merged arrays. The update whose points cross the
+threshold runs the merge in its own thread and returns when it is done; one merge runs at a
+time. While it runs the index holds the old and the merged arrays, about twice its
+steady-state bytes.
 
 Chosen against: an STRtree or R-tree over points (a Python object per point, ten times the
 memory, and every candidate still tested), and H3 or S2 cell covers (inexact at the edge,
@@ -42,7 +53,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,6 +62,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from subscribers.errors import InvalidSubscriber
+from subscribers.rwlock import SharedLock
 
 __all__ = ["SubscriberIndex"]
 
@@ -165,7 +177,8 @@ class SubscriberIndex:
     leaf_points: int = 128
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = SharedLock()
+        self._merge_lock = threading.Lock()
         self._codes: npt.NDArray[np.uint32] = np.empty(0, dtype=np.uint32)
         self._lon: FloatArray = np.empty(0)
         self._lat: FloatArray = np.empty(0)
@@ -176,8 +189,19 @@ class SubscriberIndex:
         self._delta_keys: Int64Array = np.empty(0, dtype=np.int64)
         self._delta_lon: FloatArray = np.empty(0)
         self._delta_lat: FloatArray = np.empty(0)
+        # While a merge runs: the delta it merges, and the keys changed since, whose entries
+        # in the sorted arrays and the frozen delta are no longer true.
+        self._merging = False
+        self._frozen_keys: Int64Array = np.empty(0, dtype=np.int64)
+        self._frozen_lon: FloatArray = np.empty(0)
+        self._frozen_lat: FloatArray = np.empty(0)
+        self._hidden: Int64Array = np.empty(0, dtype=np.int64)
+        self._hidden_alive = 0
         self.compact_fraction = 1 / 32
         self.compact_min = 65_536
+        #: Called by a merge once its arrays are built, before they are swapped in, with no
+        #: lock held: a place for tests to act while a merge is under way.
+        self.merge_hook: Callable[[], None] | None = None
 
     # -- building ------------------------------------------------------------------------
 
@@ -232,12 +256,18 @@ class SubscriberIndex:
     # -- size ----------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._keys) - self._dead + len(self._delta_keys)
+        with self._lock.shared():
+            return self._size()
+
+    def _size(self) -> int:
+        frozen = len(self._frozen_keys) - self._hidden_alive
+        return len(self._keys) - self._dead + frozen + len(self._delta_keys)
 
     @property
     def pending(self) -> int:
-        """Moved or added points waiting in the delta to be merged into the sorted arrays."""
-        return len(self._delta_keys)
+        """Moved or added points not yet merged into the sorted arrays."""
+        with self._lock.shared():
+            return len(self._frozen_keys) + len(self._delta_keys)
 
     @property
     def nbytes(self) -> int:
@@ -252,6 +282,10 @@ class SubscriberIndex:
             self._delta_keys,
             self._delta_lon,
             self._delta_lat,
+            self._frozen_keys,
+            self._frozen_lon,
+            self._frozen_lat,
+            self._hidden,
         )
         return sum(a.nbytes for a in arrays)
 
@@ -286,26 +320,20 @@ class SubscriberIndex:
                 _edge_level([_ring_coordinates(g) for g in polygons]) if polygons else _FINEST_LEVEL
             )
             area, without = _QueryArea(geometry, level), _QueryArea(excluded, level)
-        with self._lock:
+        with self._lock.shared():
             whole, tested = self._select_sorted(area, without)
-            moved = self._select_delta(geometry, excluded)
-            result = np.concatenate([*whole, tested, moved])
+            frozen = _select_points(
+                self._frozen_keys, self._frozen_lon, self._frozen_lat, geometry, excluded
+            )
+            result = np.concatenate([*whole, tested, frozen])
             if self._dead:
                 result = result[result != _DEAD]
-        return result
-
-    def _select_delta(self, geometry: BaseGeometry, excluded: BaseGeometry | None) -> Int64Array:
-        if len(self._delta_keys) == 0:
-            return np.empty(0, dtype=np.int64)
-        minx, miny, maxx, maxy = geometry.bounds
-        x, y = self._delta_lon, self._delta_lat
-        # Latitude first: an area's band of latitudes holds few of the country's points.
-        near = np.flatnonzero((y >= miny) & (y <= maxy))
-        near = near[(x[near] >= minx) & (x[near] <= maxx)]
-        hit = shapely.contains_xy(geometry, x[near], y[near])
-        if excluded is not None:
-            hit &= ~shapely.contains_xy(excluded, x[near], y[near])
-        return self._delta_keys[near[hit]]
+            if len(self._hidden):
+                result = result[~_member(result, self._hidden)]
+            moved = _select_points(
+                self._delta_keys, self._delta_lon, self._delta_lat, geometry, excluded
+            )
+        return np.concatenate([result, moved])
 
     def _select_sorted(
         self, area: _QueryArea, without: _QueryArea | None
@@ -424,7 +452,9 @@ class SubscriberIndex:
     def update(self, keys: Any, lon: Any, lat: Any) -> None:
         """Move the points of ``keys`` to (lon, lat), adding the keys not yet indexed.
 
-        When a key appears more than once in one call, its last position wins.
+        When a key appears more than once in one call, its last position wins. The call that
+        brings the delta past its threshold also merges it, and returns once the merge is done;
+        queries and other updates go on meanwhile.
         """
         k, x, y = _checked_arrays(keys, lon, lat)
         if not len(k):
@@ -433,26 +463,31 @@ class SubscriberIndex:
         k, x, y = k[last], x[last], y[last]
         codes = _codes_of(x, y)
 
-        with self._lock:
-            # (1) points alive in the sorted arrays that stay in their cell: rewrite in place.
-            main_pos, found = self._positions_of(k)
-            alive = np.zeros(len(k), dtype=bool)
-            alive[found] = self._keys[main_pos] != _DEAD
-            stay = np.zeros(len(k), dtype=bool)
-            stay[alive] = self._codes[main_pos[alive[found]]] == codes[alive]
-            stay_pos = main_pos[stay[found]]
-            self._lon[stay_pos] = x[stay]
-            self._lat[stay_pos] = y[stay]
+        with self._lock.exclusive():
+            if self._merging:
+                # The sorted arrays are being read by the merge: hide, never write, them.
+                self._hide(k)
+                self._delta_put(k, x, y)
+            else:
+                # (1) points alive in the sorted arrays that stay in their cell: rewrite.
+                main_pos, found = self._positions_of(k)
+                alive = np.zeros(len(k), dtype=bool)
+                alive[found] = self._keys[main_pos] != _DEAD
+                stay = np.zeros(len(k), dtype=bool)
+                stay[alive] = self._codes[main_pos[alive[found]]] == codes[alive]
+                stay_pos = main_pos[stay[found]]
+                self._lon[stay_pos] = x[stay]
+                self._lat[stay_pos] = y[stay]
 
-            # (2) points that leave their cell: mark dead where they were.
-            moved_pos = main_pos[(alive & ~stay)[found]]
-            self._kill(moved_pos)
+                # (2) points that leave their cell: mark dead where they were.
+                self._kill(main_pos[(alive & ~stay)[found]])
 
-            # (3) everything not rewritten in place goes to the delta, newest first.
-            to_delta = ~stay
-            self._delta_put(k[to_delta], x[to_delta], y[to_delta])
-            if len(self._delta_keys) > max(self.compact_min, self.compact_fraction * len(self)):
-                self._compact_locked()
+                # (3) everything not rewritten in place goes to the delta.
+                to_delta = ~stay
+                self._delta_put(k[to_delta], x[to_delta], y[to_delta])
+            due = self._merge_due()
+        if due:
+            self._merge(wait=False)
 
     def remove(self, keys: Any) -> int:
         """Delete the points of ``keys``; returns how many were there; unknown keys are skipped."""
@@ -460,24 +495,23 @@ class SubscriberIndex:
             k = np.unique(np.asarray(keys, dtype=np.int64).ravel())
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidSubscriber(f"keys to remove must be int64 values: {exc}") from None
-        with self._lock:
-            main_pos, found = self._positions_of(k)
-            main_pos = main_pos[self._keys[main_pos] != _DEAD]
-            removed = len(main_pos)
-            self._kill(main_pos)
-            if len(self._delta_keys):
-                in_delta = np.isin(self._delta_keys, k, assume_unique=True)
-                removed += int(in_delta.sum())
-                keep = ~in_delta
-                self._delta_keys = self._delta_keys[keep]
-                self._delta_lon = self._delta_lon[keep]
-                self._delta_lat = self._delta_lat[keep]
+        with self._lock.exclusive():
+            if self._merging:
+                removed = self._hide(k)
+            else:
+                main_pos, _ = self._positions_of(k)
+                main_pos = main_pos[self._keys[main_pos] != _DEAD]
+                removed = len(main_pos)
+                self._kill(main_pos)
+            removed += self._delta_drop(k)
         return removed
 
     def compact(self) -> None:
-        """Merge pending moves into the sorted arrays and drop dead entries."""
-        with self._lock:
-            self._compact_locked()
+        """Merge pending moves into the sorted arrays and drop dead entries.
+
+        Waits for a merge already under way, then merges what arrived since.
+        """
+        self._merge(wait=True)
 
     def _positions_of(self, keys: Int64Array) -> tuple[Int64Array, npt.NDArray[np.bool_]]:
         """Positions in the sorted arrays of those keys that have one, and which keys do."""
@@ -496,6 +530,23 @@ class SubscriberIndex:
         self._lat[positions] = np.nan
         self._dead += len(positions)
 
+    def _kill_keys(self, keys: Int64Array) -> None:
+        """Mark dead the entries of ``keys`` alive in the sorted arrays."""
+        positions, _ = self._positions_of(keys)
+        self._kill(positions[self._keys[positions] != _DEAD])
+
+    def _hide(self, keys: Int64Array) -> int:
+        """Hide sorted, distinct keys from the frozen state; returns how many were alive there."""
+        fresh = keys[~_member(keys, self._hidden)]
+        positions, found = self._positions_of(fresh)
+        alive = np.zeros(len(fresh), dtype=bool)
+        alive[found] = self._keys[positions] != _DEAD
+        alive |= _member(fresh, self._frozen_keys)
+        self._hidden = np.union1d(self._hidden, fresh)
+        count = int(alive.sum())
+        self._hidden_alive += count
+        return count
+
     def _delta_put(self, keys: Int64Array, lon: FloatArray, lat: FloatArray) -> None:
         """Put sorted, distinct keys in the delta: known ones in place, new ones inserted."""
         if not len(keys):
@@ -512,48 +563,186 @@ class SubscriberIndex:
             self._delta_lon = np.insert(self._delta_lon, at[new], lon[new])
             self._delta_lat = np.insert(self._delta_lat, at[new], lat[new])
 
-    def _compact_locked(self) -> None:
-        pending, dead = len(self._delta_keys), self._dead
+    def _delta_drop(self, keys: Int64Array) -> int:
+        """Drop sorted, distinct keys from the delta; returns how many were there."""
+        if not len(self._delta_keys):
+            return 0
+        gone = _member(self._delta_keys, keys)
+        if gone.any():
+            keep = ~gone
+            self._delta_keys = self._delta_keys[keep]
+            self._delta_lon = self._delta_lon[keep]
+            self._delta_lat = self._delta_lat[keep]
+        return int(gone.sum())
 
-        # (1) the delta in cell order, and where it goes among the live sorted entries.
-        alive = self._keys != _DEAD
-        delta_codes = _codes_of(self._delta_lon, self._delta_lat)
-        by_code = np.argsort(delta_codes, kind="stable")
-        live_codes = self._codes[alive]
-        at = np.searchsorted(live_codes, delta_codes[by_code], side="right")
+    # -- merging -------------------------------------------------------------------------
 
-        # (2) the merged sorted arrays: sequential inserts, no full sort.
-        codes = np.insert(live_codes, at, delta_codes[by_code])
-        lon = np.insert(self._lon[alive], at, self._delta_lon[by_code])
-        lat = np.insert(self._lat[alive], at, self._delta_lat[by_code])
-        keys = np.insert(self._keys[alive], at, self._delta_keys[by_code])
+    def _merge_due(self) -> bool:
+        if self._merging:
+            return False
+        return len(self._delta_keys) > max(self.compact_min, self.compact_fraction * self._size())
 
-        # (3) where every old live position went, and where each delta entry landed.
-        live = int(alive.sum())
-        moved_by = np.cumsum(np.bincount(at, minlength=live + 1))[:live]
-        new_position = np.full(len(alive), -1, dtype=np.int64)
-        new_position[alive] = np.arange(live, dtype=np.int64) + moved_by
-        delta_position = np.empty(pending, dtype=np.int64)
-        delta_position[by_code] = at + np.arange(pending, dtype=np.int64)
+    def _merge(self, wait: bool) -> None:
+        """Merge the delta into the sorted arrays, holding the index only to freeze and swap.
 
-        # (4) the key lookup: live keys keep their order, the delta's keys are merged in.
-        size = len(keys)
-        position_type = self._position_dtype(size)
-        lookup_pos_all = new_position[self._key_pos]
-        in_lookup = lookup_pos_all >= 0
-        lookup_keys = self._key_sorted[in_lookup]
-        lookup_pos = lookup_pos_all[in_lookup].astype(position_type)
-        slot = np.searchsorted(lookup_keys, self._delta_keys)
-        key_sorted = np.insert(lookup_keys, slot, self._delta_keys)
-        key_pos = np.insert(lookup_pos, slot, delta_position.astype(position_type))
+        (1) Under the exclusive lock, freeze: the delta becomes the frozen delta and a new,
+        empty delta takes its place. From then on nothing writes the sorted arrays or the
+        frozen delta; an update or removal hides its keys from them and writes the new delta.
+        (2) With no lock held, build the merged arrays from the frozen state.
+        (3) Under the exclusive lock, swap them in and mark dead the keys hidden meanwhile.
+        """
+        if not self._merge_lock.acquire(blocking=wait):
+            return
+        try:
+            # (1)
+            with self._lock.exclusive():
+                if not wait and not self._merge_due():
+                    return
+                self._frozen_keys = self._delta_keys
+                self._frozen_lon = self._delta_lon
+                self._frozen_lat = self._delta_lat
+                self._delta_keys = np.empty(0, dtype=np.int64)
+                self._delta_lon = np.empty(0)
+                self._delta_lat = np.empty(0)
+                self._merging = True
+            pending, dead = len(self._frozen_keys), self._dead
 
-        self._codes, self._lon, self._lat, self._keys = codes, lon, lat, keys
-        self._key_sorted, self._key_pos = key_sorted, key_pos
-        self._dead = 0
-        self._delta_keys = np.empty(0, dtype=np.int64)
-        self._delta_lon = np.empty(0)
-        self._delta_lat = np.empty(0)
+            # (2)
+            try:
+                merged = _merged(
+                    self._codes,
+                    self._lon,
+                    self._lat,
+                    self._keys,
+                    self._key_sorted,
+                    self._key_pos,
+                    self._frozen_keys,
+                    self._frozen_lon,
+                    self._frozen_lat,
+                )
+                if self.merge_hook is not None:
+                    self.merge_hook()
+            except BaseException:
+                with self._lock.exclusive():
+                    self._thaw()
+                raise
+
+            # (3)
+            with self._lock.exclusive():
+                self._codes, self._lon, self._lat, self._keys = merged[:4]
+                self._key_sorted, self._key_pos = merged[4:]
+                self._dead = 0
+                self._kill_keys(self._hidden)
+                self._end_merge()
+        finally:
+            self._merge_lock.release()
         logger.debug("subscriber index compacted merged=%d dropped=%d", pending, dead)
+
+    def _thaw(self) -> None:
+        """Give up a merge: back to the sorted arrays and one delta, nothing lost."""
+        self._kill_keys(self._hidden)
+        keep = ~_member(self._frozen_keys, self._hidden)
+        keys = np.concatenate([self._frozen_keys[keep], self._delta_keys])
+        order = np.argsort(keys, kind="stable")
+        self._delta_lon = np.concatenate([self._frozen_lon[keep], self._delta_lon])[order]
+        self._delta_lat = np.concatenate([self._frozen_lat[keep], self._delta_lat])[order]
+        self._delta_keys = keys[order]
+        self._end_merge()
+
+    def _end_merge(self) -> None:
+        self._frozen_keys = np.empty(0, dtype=np.int64)
+        self._frozen_lon = np.empty(0)
+        self._frozen_lat = np.empty(0)
+        self._hidden = np.empty(0, dtype=np.int64)
+        self._hidden_alive = 0
+        self._merging = False
+
+
+def _member(values: Int64Array, sorted_set: Int64Array) -> npt.NDArray[np.bool_]:
+    """Which of ``values`` are in ``sorted_set`` (sorted, distinct)."""
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(sorted_set, values)
+    np.minimum(at, len(sorted_set) - 1, out=at)
+    return sorted_set[at] == values
+
+
+def _merged(
+    codes: npt.NDArray[np.uint32],
+    lon: FloatArray,
+    lat: FloatArray,
+    keys: Int64Array,
+    key_sorted: Int64Array,
+    key_pos: npt.NDArray[np.integer[Any]],
+    delta_keys: Int64Array,
+    delta_lon: FloatArray,
+    delta_lat: FloatArray,
+) -> tuple[
+    npt.NDArray[np.uint32],
+    FloatArray,
+    FloatArray,
+    Int64Array,
+    Int64Array,
+    npt.NDArray[np.integer[Any]],
+]:
+    """The sorted arrays and key lookup with the delta merged in and dead entries dropped.
+
+    Reads its arguments and writes none of them; the result shares no memory with them.
+    """
+    pending = len(delta_keys)
+
+    # (1) the delta in cell order, and where it goes among the live sorted entries.
+    alive = keys != _DEAD
+    delta_codes = _codes_of(delta_lon, delta_lat)
+    by_code = np.argsort(delta_codes, kind="stable")
+    live_codes = codes[alive]
+    at = np.searchsorted(live_codes, delta_codes[by_code], side="right")
+
+    # (2) the merged sorted arrays: sequential inserts, no full sort.
+    new_codes = np.insert(live_codes, at, delta_codes[by_code])
+    new_lon = np.insert(lon[alive], at, delta_lon[by_code])
+    new_lat = np.insert(lat[alive], at, delta_lat[by_code])
+    new_keys = np.insert(keys[alive], at, delta_keys[by_code])
+
+    # (3) where every old live position went, and where each delta entry landed.
+    live = int(alive.sum())
+    moved_by = np.cumsum(np.bincount(at, minlength=live + 1))[:live]
+    new_position = np.full(len(alive), -1, dtype=np.int64)
+    new_position[alive] = np.arange(live, dtype=np.int64) + moved_by
+    delta_position = np.empty(pending, dtype=np.int64)
+    delta_position[by_code] = at + np.arange(pending, dtype=np.int64)
+
+    # (4) the key lookup: live keys keep their order, the delta's keys are merged in.
+    position_type = SubscriberIndex._position_dtype(len(new_keys))
+    lookup_pos_all = new_position[key_pos]
+    in_lookup = lookup_pos_all >= 0
+    lookup_keys = key_sorted[in_lookup]
+    lookup_pos = lookup_pos_all[in_lookup].astype(position_type)
+    slot = np.searchsorted(lookup_keys, delta_keys)
+    new_key_sorted = np.insert(lookup_keys, slot, delta_keys)
+    new_key_pos = np.insert(lookup_pos, slot, delta_position.astype(position_type))
+    return new_codes, new_lon, new_lat, new_keys, new_key_sorted, new_key_pos
+
+
+def _select_points(
+    keys: Int64Array,
+    x: FloatArray,
+    y: FloatArray,
+    geometry: BaseGeometry,
+    excluded: BaseGeometry | None,
+) -> Int64Array:
+    """Keys of unsorted points inside ``geometry`` and not inside ``excluded``."""
+    if len(keys) == 0:
+        return np.empty(0, dtype=np.int64)
+    minx, miny, maxx, maxy = geometry.bounds
+
+    # Latitude first: an area's band of latitudes holds few of the country's points.
+    near = np.flatnonzero((y >= miny) & (y <= maxy))
+    near = near[(x[near] >= minx) & (x[near] <= maxx)]
+    hit = shapely.contains_xy(geometry, x[near], y[near])
+    if excluded is not None:
+        hit &= ~shapely.contains_xy(excluded, x[near], y[near])
+    return keys[near[hit]]
 
 
 def _polygonal(geometry: BaseGeometry) -> bool:
