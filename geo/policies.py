@@ -17,10 +17,16 @@ speeds imply.
 The tiers are used exactly as the table gives them; tiers that grow by less than 0.1 mile
 would not nest exactly, which is why the table must never shrink.
 
-Radii stop growing at 5,000 km, and 1,000 km short of the nearer pole: a disc around a pole is
-not a polygon in longitude/latitude, and one that grazes it needs a vertex every few metres.
-From the north of China (53.5 N) that stops a disc at about 3,000 km; by then (30 hours of
-driving) the rail stations' discs cover the rest of the country.
+Where the area stops growing. A radius never passes ``MAX_REACH_RADIUS_M`` (5,000 km, some 50
+hours of driving: by then the area spans a continent, and the search is no longer a matter of
+discs), nor comes within ``POLE_CLEARANCE_M`` (20 km) of the nearer pole: a disc holding a pole
+is not a polygon in longitude/latitude at all, and ``geo.disc`` refuses one that comes within
+0.1 mile of it. The 20 km are a cost, not a need: a disc whose edge passes 20 km from the pole
+takes some 8,000 vertices, one passing 1 km from it some 40,000. Both policies follow their
+radii exactly up to these limits, so the tiers give the whole table for centres up to 80
+degrees of latitude (1,117 km from the pole); past a limit the area keeps its size, and
+whatever lies beyond (the polar cap, or the world past 5,000 km) is left out of it: the area
+is then an upper bound only of the places it still covers.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from geo.reach import RailTimes, station_arrivals_s
 __all__ = [
     "DEFAULT_TIERS",
     "RADIUS_STEP_M",
+    "MAX_REACH_RADIUS_M",
+    "POLE_CLEARANCE_M",
     "MultimodalPolicy",
     "Policy",
     "Reach",
@@ -51,7 +59,7 @@ __all__ = [
 RADIUS_STEP_M = 90.0
 MAX_REACH_RADIUS_M = 5_000_000.0
 _TIMETABLE_HORIZON_S = 48 * 3600.0
-_POLE_CLEARANCE_M = 1_000_000.0
+POLE_CLEARANCE_M = 20_000.0
 
 DEFAULT_TIERS: tuple[tuple[float, float], ...] = ((1.0, 100.0), (2.0, 200.0), (3.0, 300.0))
 """Tuanyuan's table: (under this many hours, radius in km); ``after_km`` applies beyond."""
@@ -86,10 +94,9 @@ def stepped_radius_m(radius_m: float, cap_m: float) -> float:
 
 
 def _cap_m(lat: float, lon: float) -> float:
-    # Stay 1,000 km clear of the nearer pole: near it a lon/lat polygon needs thousands of
-    # vertices for each degree of latitude, and no search needs the polar sea.
+    # The largest radius a disc around this centre may take: see the module docstring.
     pole_m = distance_m(lat, lon, 90.0 if lat >= 0 else -90.0, lon)
-    room_m = pole_m - _POLE_CLEARANCE_M
+    room_m = pole_m - POLE_CLEARANCE_M
     return max(
         RADIUS_STEP_M, min(MAX_REACH_RADIUS_M, math.floor(room_m / RADIUS_STEP_M) * RADIUS_STEP_M)
     )

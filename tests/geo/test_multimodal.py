@@ -17,6 +17,7 @@ from geo import (
     SearchArea,
     load_rail_sample,
 )
+from geo.policies import POLE_CLEARANCE_M, RADIUS_STEP_M
 
 GEOD = Geod(ellps="WGS84")
 SEEN = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -118,6 +119,25 @@ def test_waiting_for_trains_shrinks_the_rail_reach() -> None:
 
     assert patient.area(at).area_km2 < eager.area(at).area_km2
     assert patient.area(at).geometry.difference(eager.area(at).geometry).area < 1e-9
+
+
+@pytest.mark.parametrize("lat", [80.0, -80.0])
+def test_at_high_latitude_the_area_keeps_its_radius_until_it_nears_the_pole(lat: float) -> None:
+    model = SearchArea(LastSeen(lat, 20.0, SEEN), MultimodalPolicy())
+    pole_m = GEOD.inv(20.0, lat, 20.0, 90.0 if lat > 0 else -90.0)[2]
+
+    ten_hours = model.area(SEEN + timedelta(hours=10))
+    a_day = model.area(SEEN + timedelta(days=1))
+
+    # 10 h at 100 km/h as the crow flies: 1,000 km, drawable 117 km short of the pole.
+    (drive,) = ten_hours.discs
+    assert drive.radius_m == pytest.approx(1_000_000, abs=90)
+    # A day would pass the pole: the disc stops POLE_CLEARANCE_M short of it, not sooner.
+    (capped,) = a_day.discs
+    assert pole_m - POLE_CLEARANCE_M - RADIUS_STEP_M < capped.radius_m <= pole_m - POLE_CLEARANCE_M
+    for azimuth in range(0, 360, 30):
+        lon, near_lat, _ = GEOD.fwd(20.0, lat, azimuth, capped.radius_m - 1)
+        assert a_day.geometry.contains(Point(lon, near_lat))
 
 
 @pytest.mark.parametrize(("lat", "lon"), [(34.7586, 113.7755), (45.8, 126.6), (53.3, 122.5)])

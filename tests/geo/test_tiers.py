@@ -41,6 +41,26 @@ def test_tiers_reproduce_the_tuanyuan_table(elapsed: timedelta, radius_km: int) 
         assert not area.geometry.contains(_point(outside_lon, outside_lat))
 
 
+@pytest.mark.parametrize("lat", [80.0, -80.0])
+@pytest.mark.parametrize(
+    ("elapsed", "radius_km"),
+    [(timedelta(minutes=30), 100), (timedelta(hours=1.5), 200), (timedelta(hours=2.5), 300),
+     (timedelta(hours=4), 500)],
+)  # fmt: skip
+def test_tiers_reproduce_the_table_at_80_degrees_of_latitude(
+    lat: float, elapsed: timedelta, radius_km: int
+) -> None:
+    area = SearchArea(LastSeen(lat, 20.0, SEEN)).area(SEEN + elapsed)
+
+    (only,) = area.discs
+    assert only.radius_m == radius_km * 1000
+    for azimuth in range(0, 360, 15):
+        inside_lon, inside_lat, _ = GEOD.fwd(20.0, lat, azimuth, radius_km * 1000 - 1)
+        outside_lon, outside_lat, _ = GEOD.fwd(20.0, lat, azimuth, radius_km * 1000 + 161)
+        assert area.geometry.contains(_point(inside_lon, inside_lat))
+        assert not area.geometry.contains(_point(outside_lon, outside_lat))
+
+
 def test_a_custom_tier_table_is_followed() -> None:
     policy = TiersPolicy(tiers=((0.5, 10.0), (4.0, 50.0)), after_km=80.0)
 
