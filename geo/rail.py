@@ -249,12 +249,17 @@ def _check_line(line: Line, index: Mapping[str, int]) -> None:
 def _from_geojson(document: Any, source: str) -> RailNetwork:
     if not isinstance(document, Mapping) or document.get("type") != "FeatureCollection":
         raise RailNetworkError(f"the rail GeoJSON {source} must be a FeatureCollection")
+    features = document.get("features", [])
+    if not isinstance(features, list):
+        raise RailNetworkError(
+            f"the features of the rail GeoJSON {source} must be a list, "
+            f"got {type(features).__name__}"
+        )
 
     stations: list[Station] = []
-    line_features: list[Mapping[str, Any]] = []
-    for feature in document.get("features") or []:
-        geometry = (feature or {}).get("geometry") or {}
-        props = (feature or {}).get("properties") or {}
+    line_features: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
+    for number, feature in enumerate(features):
+        geometry, props = _feature_parts(feature, number, source)
         kind = geometry.get("type")
         if kind == "Point":
             lon, lat = _position(geometry.get("coordinates"), source)
@@ -263,18 +268,48 @@ def _from_geojson(document: Any, source: str) -> RailNetwork:
                 raise RailNetworkError(f"a station in {source} has neither an id nor a name")
             stations.append(Station(station_id, str(props.get("name", station_id)), lat, lon))
         elif kind == "LineString":
-            line_features.append(feature)
+            line_features.append((geometry, props))
     if not stations:
         raise RailNetworkError(f"the rail GeoJSON {source} has no station Points")
 
-    lines = tuple(_geojson_line(feature, stations, source) for feature in line_features)
+    lines = tuple(
+        _geojson_line(geometry, props, stations, source) for geometry, props in line_features
+    )
     return RailNetwork(stations=tuple(stations), lines=lines)
 
 
-def _geojson_line(feature: Mapping[str, Any], stations: list[Station], source: str) -> Line:
-    props = feature.get("properties") or {}
+def _feature_parts(
+    feature: Any, number: int, source: str
+) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """The geometry and properties of a feature, each checked to be an object."""
+    if not isinstance(feature, Mapping):
+        raise RailNetworkError(
+            f"feature {number} of the rail GeoJSON {source} must be an object, "
+            f"got {type(feature).__name__}"
+        )
+    parts = []
+    for member in ("geometry", "properties"):
+        value = feature.get(member) or {}
+        if not isinstance(value, Mapping):
+            raise RailNetworkError(
+                f"the {member} of feature {number} in {source} must be an object, "
+                f"got {type(value).__name__}"
+            )
+        parts.append(value)
+    return parts[0], parts[1]
+
+
+def _geojson_line(
+    geometry: Mapping[str, Any], props: Mapping[str, Any], stations: list[Station], source: str
+) -> Line:
     name = str(props.get("name", "unnamed line"))
-    path = tuple(_position(p, source) for p in feature["geometry"].get("coordinates") or [])
+    coordinates = geometry.get("coordinates") or []
+    if not isinstance(coordinates, list):
+        raise RailNetworkError(
+            f"the coordinates of line {name!r} in {source} must be a list of positions, "
+            f"got {type(coordinates).__name__}"
+        )
+    path = tuple(_position(p, source) for p in coordinates)
     try:
         speed_kmh = float(props["speed_kmh"])
         headway_min = float(props.get("headway_min", 30.0))
@@ -282,7 +317,15 @@ def _geojson_line(feature: Mapping[str, Any], stations: list[Station], source: s
         raise RailNetworkError(f"line {name!r} in {source} needs a numeric speed_kmh") from None
 
     if "stations" in props:
-        station_ids = tuple(str(s) for s in props["stations"])
+        listed = props["stations"]
+        if not isinstance(listed, list) or not all(
+            isinstance(s, str | int) and not isinstance(s, bool) for s in listed
+        ):
+            raise RailNetworkError(
+                f"the stations of line {name!r} in {source} must be a list of station ids, "
+                f"got {listed!r}"
+            )
+        station_ids = tuple(str(s) for s in listed)
     else:
         station_ids = _snap_stops(path, stations)
     return Line(name, station_ids, speed_kmh, headway_min, tuple(path))

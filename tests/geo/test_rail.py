@@ -224,3 +224,61 @@ def test_a_missing_feed_and_a_line_without_speed_are_refused(tmp_path: Path) -> 
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     with pytest.raises(RailNetworkError, match="needs a numeric speed_kmh"):
         load_rail_geojson(path)
+
+
+def _station(station_id: str, lon: float, lat: float) -> dict:
+    geometry = {"type": "Point", "coordinates": [lon, lat]}
+    return {"type": "Feature", "geometry": geometry, "properties": {"id": station_id}}
+
+
+def _line(**properties: object) -> dict:
+    geometry = {"type": "LineString", "coordinates": [[110, 30], [111, 30]]}
+    return {"type": "Feature", "geometry": geometry, "properties": {"speed_kmh": 300, **properties}}
+
+
+STATIONS = [_station("A", 110.0, 30.0), _station("B", 111.0, 30.0)]
+MALFORMED_NETWORKS = [
+    ({"features": 5}, "features of the rail GeoJSON .* must be a list, got int"),
+    ({"features": [None, 5]}, "feature 0 of the rail GeoJSON .* must be an object, got NoneType"),
+    ({"features": [*STATIONS, 5]}, "feature 2 of the rail GeoJSON .* must be an object, got int"),
+    (
+        {"features": [{"type": "Feature", "geometry": [110, 30]}]},
+        "the geometry of feature 0 .* must be an object, got list",
+    ),
+    (
+        {"features": [{"type": "Feature", "geometry": None, "properties": "A"}]},
+        "the properties of feature 0 .* must be an object, got str",
+    ),
+    (
+        {"features": [*STATIONS, _line(name="X", stations=5)]},
+        "the stations of line 'X' .* must be a list of station ids, got 5",
+    ),
+    (
+        {"features": [*STATIONS, _line(name="X", stations="AB")]},
+        "the stations of line 'X' .* must be a list of station ids, got 'AB'",
+    ),
+    (
+        {"features": [*STATIONS, _line(name="X", stations=["A", None])]},
+        "must be a list of station ids, got \\['A', None\\]",
+    ),
+    (
+        {
+            "features": [
+                *STATIONS,
+                {"geometry": {"type": "LineString", "coordinates": 7}, "properties": {"name": "X"}},
+            ]
+        },
+        "the coordinates of line 'X' .* must be a list of positions, got int",
+    ),
+]
+
+
+@pytest.mark.parametrize(("members", "message"), MALFORMED_NETWORKS)
+def test_a_malformed_rail_geojson_is_refused_with_a_sentence(
+    tmp_path: Path, members: dict, message: str
+) -> None:
+    path = tmp_path / "net.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", **members}))
+
+    with pytest.raises(RailNetworkError, match=message):
+        load_rail_geojson(path)
