@@ -20,10 +20,11 @@ hides them.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
+import httpx
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from shapely.geometry import shape
@@ -73,9 +74,22 @@ class Channel(BaseModel):
 def _check_webhook_url(url: str | None) -> None:
     if not url:
         raise ValueError("a webhook channel needs a url, such as https://example.org/hook")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+
+    # Whitespace and control characters first: some parsers drop them silently, and a line
+    # break in a url sent on could start a header of its own.
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in url):
+        raise ValueError(
+            f"a webhook url must hold no whitespace or control characters, got {url!r}"
+        )
+    try:
+        parsed = httpx.URL(url)
+        scheme, host, port = parsed.scheme, parsed.host, parsed.port
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise ValueError(f"a webhook url must be a well-formed url, got {url!r} ({exc})") from None
+    if scheme not in ("http", "https") or not host:
         raise ValueError(f"a webhook url must be an http or https url with a host, got {url!r}")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"a webhook url's port must be within 1..65535, got {port}")
 
 
 class Subscriber(BaseModel):

@@ -76,6 +76,46 @@ def test_bad_subscribers_are_refused_with_a_sentence(fields, message):
         subscriber_from_dict(data)
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://a.example.org/h\nHost: evil", "no whitespace or control characters"),
+        ("https://a.example.org/h\r\nX: y", "no whitespace or control characters"),
+        (" https://a.example.org/h", "no whitespace or control characters"),
+        ("https://a.example.org/h\t", "no whitespace or control characters"),
+        ("https://exa mple.org/h", "no whitespace or control characters"),
+        ("https://a.example.org/h\u2028", "no whitespace or control characters"),
+        ("https://a.example.org/\x7f", "no whitespace or control characters"),
+        ("https://a.example.org/\x00", "no whitespace or control characters"),
+        ("https://[::1/h", "must be a well-formed url"),
+        ("https://xn--/h", "must be a well-formed url"),
+        ("https:///h", "an http or https url with a host"),
+        ("mailto:someone@example.org", "an http or https url with a host"),
+        ("ftp://a.example.org/h", "an http or https url with a host"),
+        ("https://a.example.org:99999/h", "port must be within 1..65535, got 99999"),
+        ("https://a.example.org:0/h", "port must be within 1..65535, got 0"),
+    ],
+)
+def test_malformed_webhook_urls_are_refused_with_a_sentence(url, message):
+    data = {"id": "s", "kind": "platform", "channel": {"kind": "webhook", "url": url}}
+    with pytest.raises(InvalidSubscriber, match=message):
+        subscriber_from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://a.example.org/h",
+        "http://a.example.org:8080/hooks/alerts?token=abc",
+        "https://[2001:db8::1]/h",
+        "https://bücher.example/h",
+    ],
+)
+def test_well_formed_webhook_urls_are_accepted(url):
+    data = {"id": "s", "kind": "platform", "channel": {"kind": "webhook", "url": url}}
+    assert subscriber_from_dict(data).channel.url == url
+
+
 def test_repr_hides_positions_and_areas():
     sub = subscriber_from_dict(
         {"id": "p", "kind": "device", "lon": 113.612345, "lat": 34.754321, "channel": SSE}
