@@ -3,9 +3,11 @@
 A tile at level ``L`` and index ``N`` holds up to 256 consecutive hashes of tree level
 ``8 * L``: at level 0 the leaf hashes, above that the roots of full tiles of the level below.
 Paths spell ``N`` in 3-digit groups, all but the last prefixed by ``x``
-(``1234067`` -> ``x001/x234/067``); the rightmost tiles of a tree are partial, served as
-``.p/<W>`` with ``W`` in 1..255. Entry bundles sit at ``tile/entries/<N>[.p/<W>]`` and hold
-the level-0 tile's entries, each prefixed by its big-endian uint16 length.
+(``1234067`` -> ``x001/x234/067``), and in one way only: a leading group of zeros
+(``x000/005``) is refused, so that each tile has one path and one cache entry. The rightmost
+tiles of a tree are partial, served as ``.p/<W>`` with ``W`` in 1..255. Entry bundles sit at
+``tile/entries/<N>[.p/<W>]`` and hold the level-0 tile's entries, each prefixed by its
+big-endian uint16 length.
 """
 
 from __future__ import annotations
@@ -67,8 +69,13 @@ def parse_path(path: str) -> TileId:
     width = int(width_text) if width_text else TILE_WIDTH
     if width_text and width >= TILE_WIDTH:
         raise ChainError(f"a partial tile width must be within 1..255, got {width}")
-    groups = index_text.replace("x", "").split("/")
-    return TileId(level, int("".join(groups)), width)
+    index = int(index_text.replace("x", "").replace("/", ""))
+    if encode_index(index) != index_text:
+        raise ChainError(
+            f"a tile index must be spelled without leading zero groups, expected "
+            f"{encode_index(index)} for index {index}, got {index_text}"
+        )
+    return TileId(level, index, width)
 
 
 def tile_width(level: int, index: int, size: int) -> int:

@@ -48,6 +48,19 @@ def test_a_malformed_tile_path_is_refused(path: str) -> None:
         parse_path(path)
 
 
+@pytest.mark.parametrize(
+    ("path", "canonical"),
+    [
+        ("tile/0/x000/005", "005"),
+        ("tile/entries/x000/x001/234", "x001/234"),
+        ("tile/2/x000/x000/000.p/3", "000"),
+    ],
+)
+def test_a_tile_index_with_a_leading_zero_group_is_refused(path: str, canonical: str) -> None:
+    with pytest.raises(ChainError, match=f"expected {canonical} for index .*, got x000"):
+        parse_path(path)
+
+
 def test_a_tree_of_70000_has_the_tiles_of_the_spec_example() -> None:
     tiles = list(tiles_for_size(70000))
     level0 = [t for t in tiles if t.level == 0]

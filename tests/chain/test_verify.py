@@ -181,6 +181,7 @@ def test_the_router_serves_tiles_checkpoints_and_proofs(tmp_path: Path) -> None:
         assert bundle.content.startswith(b"\x00\x07entry 0")
         assert client.get("/tile/0/001").status_code == 404
         assert client.get("/tile/0/1").status_code == 400
+        assert client.get("/tile/0/x000/000").status_code == 400
         assert client.get("/proof/7").text.startswith("c2sp.org/tlog-proof@v1\nindex 7\n")
         assert client.get("/proof/7?size=256").text.count("\n256\n") == 1
         assert client.get("/proof/7?size=255").status_code == 404
