@@ -2,26 +2,37 @@
 
 Run::
 
-    python -m benchmarks.subscribers                      # 10 M subscribers, PostGIS at 1 M
+    python -m benchmarks.subscribers                      # 10 M subscribers, in PostGIS too
     python -m benchmarks.subscribers --n 1000000 --postgis-rows 200000 --repeat 10
 
 Every peer answers the same questions, in the same process, on the same synthetic subscribers
 (``subscribers.synthetic``, seed 0): geodesic discs of 5, 50 and 300 km around Zhengzhou from
-``geo.disc``, and the 50-60 km ring (``disc(60 km) - disc(50 km)``, as ``geo`` publishes it).
-The reference set is ``shapely.contains_xy`` over every point; each method's symmetric
-difference from it is reported beside its median latitude.
+``geo.disc``, and the 50-60 km ring between ``disc(60 km)`` and ``disc(50 km)``. The reference
+set is ``shapely.contains_xy`` over every point (for the ring: inside the outer disc and not
+inside the inner one); each method's symmetric difference from it is reported beside its
+median latency.
 
-- geopandas ``sjoin(predicate="within")`` with the points' spatial index built beforehand;
-- shapely ``STRtree`` over the points, ``query(area, predicate="contains")``;
-- H3 (v4): every point's res-9 cell, sorted; a query covers the disc with ``grid_disk`` at the
-  finest resolution whose cover stays under ~20,000 cells, and takes each cover cell's res-9
-  descendants as one ``searchsorted`` range (inexact at the edge, by construction);
-- PostGIS: a table of ``--postgis-rows`` points loaded with COPY, GiST indexes on the geography
-  and on its geometry cast; ``ST_DWithin`` on the geography (a true geodesic disc) and
-  ``ST_Intersects`` on the geometry. Compared with wayhome on the same rows.
+- wayhome: ``SubscriberIndex.inside`` for a disc and ``inside_ring(outer, inner)`` for the
+  ring, as the dispatcher asks it;
+- geopandas ``sjoin(predicate="within")`` with the points' spatial index built beforehand, and
+  shapely ``STRtree`` over the points, ``query(area, predicate="contains")``; both take the
+  ring as one geometry, ``outer.difference(inner)``;
+- H3 (v4): every point's res-9 cell, sorted; a query covers the disc with ``grid_disk`` (the
+  ring: the outer cover minus a disk inside the inner disc) and takes each cover cell's res-9
+  descendants as one ``searchsorted`` range. Two covers are timed: at res 8 (edge ~0.5 km,
+  the size of wayhome's finest cells), and at the finest resolution whose cover stays under
+  ~20,000 cells. Both are inexact at the edge, by construction;
+- PostGIS: a table of ``--postgis-rows`` points (all of them by default; loading 10 M rows
+  takes a few minutes) loaded with COPY, GiST indexes on the geography and on its geometry
+  cast; ``ST_DWithin`` on the geography (a true geodesic disc) and ``ST_Contains(area,
+  position::geometry)``, which like ``contains_xy`` leaves a point on the boundary outside.
+  Compared with wayhome on the same rows: the first wayhome measurement when the rows are all
+  the subscribers, a second index over the rows otherwise.
 
 Also measured: index build time from arrays, bytes per subscriber, and location updates
-applied per second (batches of 100,000, compactions included).
+applied per second (batches of 100,000, merges included). The bytes are the steady state:
+building the index, and merging moved points into it, briefly hold the old and the new arrays
+together, about twice as many bytes.
 """
 
 from __future__ import annotations
@@ -91,11 +102,33 @@ def symdiff(found: np.ndarray, truth: np.ndarray) -> int:
     return len(np.setxor1d(found, truth, assume_unique=False))
 
 
-def queries() -> dict[str, Any]:
-    areas = {f"disc {r} km": disc(ZHENGZHOU_LAT, ZHENGZHOU_LON, r * 1000.0) for r in RADII_KM}
+@dataclass(frozen=True)
+class Query:
+    """An area, and for a ring the area before (its points are left out)."""
+
+    area: Any
+    before: Any = None
+
+    @property
+    def geometry(self) -> Any:
+        """One geometry for the peers that take one: the ring as the difference."""
+        return self.area if self.before is None else self.area.difference(self.before)
+
+    def truth(self, keys: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Sorted keys inside by ``contains_xy``: inside the area and not inside the before."""
+        hit = shapely.contains_xy(self.area, lon, lat)
+        if self.before is not None:
+            hit &= ~shapely.contains_xy(self.before, lon, lat)
+        return np.sort(keys[hit])
+
+
+def queries() -> dict[str, Query]:
+    areas = {
+        f"disc {r} km": Query(disc(ZHENGZHOU_LAT, ZHENGZHOU_LON, r * 1000.0)) for r in RADII_KM
+    }
     outer = disc(ZHENGZHOU_LAT, ZHENGZHOU_LON, 60_000.0)
     inner = disc(ZHENGZHOU_LAT, ZHENGZHOU_LON, 50_000.0)
-    areas["ring 50-60 km"] = outer.difference(inner)
+    areas["ring 50-60 km"] = Query(outer, inner)
     return areas
 
 
@@ -113,7 +146,7 @@ def bench_wayhome(
     keys: np.ndarray,
     lon: np.ndarray,
     lat: np.ndarray,
-    areas: dict[str, Any],
+    areas: dict[str, Query],
     truths: dict[str, np.ndarray],
     repeat: int,
     results: Results,
@@ -125,8 +158,10 @@ def bench_wayhome(
     if label == "wayhome":
         results.facts["build from arrays (s), wall / CPU"] = f"{build_s:.2f} / {build_cpu_s:.2f}"
         results.facts["bytes per subscriber (index arrays)"] = f"{index.nbytes / len(index):.1f}"
-    for name, area in areas.items():
-        seconds, cpu_seconds, found = median_times(lambda area=area: index.inside(area), repeat)
+    for name, query in areas.items():
+        seconds, cpu_seconds, found = median_times(
+            lambda q=query: index.inside_ring(q.area, q.before), repeat
+        )
         measure = Measure(seconds, symdiff(found, truths[name]), len(found), cpu_seconds)
         results.put(name, label, measure)
     return index
@@ -137,12 +172,13 @@ def bench_updates(
     keys: np.ndarray,
     lon: np.ndarray,
     lat: np.ndarray,
-    areas: dict[str, Any],
+    areas: dict[str, Query],
     results: Results,
     batches: int = 10,
     batch: int = 100_000,
 ) -> None:
     rng = np.random.default_rng(42)
+    batch = min(batch, len(keys))
     lon, lat = lon.copy(), lat.copy()
     elapsed = elapsed_cpu = 0.0
     for _ in range(batches):
@@ -165,9 +201,8 @@ def bench_updates(
     )
 
     area = areas["disc 50 km"]
-    found = index.inside(area)
-    truth = keys[shapely.contains_xy(area, lon, lat)]
-    results.facts["symdiff after updates (50 km)"] = str(symdiff(found, truth))
+    found = index.inside(area.area)
+    results.facts["symdiff after updates (50 km)"] = str(symdiff(found, area.truth(keys, lon, lat)))
 
     # Queries with moved points still waiting to be merged: force a full delta, then time.
     index.compact()
@@ -175,7 +210,7 @@ def bench_updates(
     who = rng.choice(len(keys), len(keys) // 32, replace=False)
     index.update(keys[who], np.minimum(lon[who] + 0.01, 180.0), lat[who])
     for name in ("disc 5 km", "disc 50 km"):
-        seconds, _ = median_time(lambda name=name: index.inside(areas[name]), 21)
+        seconds, _ = median_time(lambda name=name: index.inside(areas[name].area), 21)
         results.facts[f"{name} with {index.pending:,} moves pending (ms)"] = ms(seconds)
 
 
@@ -186,7 +221,7 @@ def bench_shapely_and_geopandas(
     keys: np.ndarray,
     lon: np.ndarray,
     lat: np.ndarray,
-    areas: dict[str, Any],
+    areas: dict[str, Query],
     truths: dict[str, np.ndarray],
     repeat: int,
     results: Results,
@@ -197,9 +232,9 @@ def bench_shapely_and_geopandas(
     start = time.perf_counter()
     tree = shapely.STRtree(points)
     results.facts["STRtree build (s)"] = f"{time.perf_counter() - start:.2f}"
-    for name, area in areas.items():
+    for name, query in areas.items():
         seconds, found = median_time(
-            lambda area=area, tree=tree: keys[tree.query(area, predicate="contains")],
+            lambda area=query.geometry, tree=tree: keys[tree.query(area, predicate="contains")],
             max(3, repeat // 4),
         )
         results.put(name, "STRtree", Measure(seconds, symdiff(found, truths[name]), len(found)))
@@ -211,8 +246,8 @@ def bench_shapely_and_geopandas(
     start = time.perf_counter()
     frame.sindex  # noqa: B018 - builds the spatial index sjoin then uses
     results.facts["geopandas sindex build (s)"] = f"{time.perf_counter() - start:.2f}"
-    for name, area in areas.items():
-        target = geopandas.GeoDataFrame(geometry=[area], crs="EPSG:4326")
+    for name, query in areas.items():
+        target = geopandas.GeoDataFrame(geometry=[query.geometry], crs="EPSG:4326")
 
         def run(target: Any = target, frame: Any = frame) -> np.ndarray:
             joined = geopandas.sjoin(frame, target, predicate="within", how="inner")
@@ -249,7 +284,7 @@ def bench_h3(
     keys: np.ndarray,
     lon: np.ndarray,
     lat: np.ndarray,
-    areas: dict[str, Any],
+    areas: dict[str, Query],
     truths: dict[str, np.ndarray],
     repeat: int,
     results: Results,
@@ -337,7 +372,8 @@ def bench_postgis(
     keys: np.ndarray,
     lon: np.ndarray,
     lat: np.ndarray,
-    areas: dict[str, Any],
+    areas: dict[str, Query],
+    truths: dict[str, np.ndarray],
     repeat: int,
     results: Results,
 ) -> None:
@@ -365,25 +401,31 @@ def bench_postgis(
             db.execute("VACUUM ANALYZE bench")
             results.facts["PostGIS load + index (s)"] = f"{time.perf_counter() - start:.1f}"
 
-            for name, area in areas.items():
+            for name, query in areas.items():
                 inner_m, outer_m = radius_of(name)
-                wkb = shapely.to_wkb(area)
-                truth = keys[shapely.contains_xy(area, lon, lat)]
+                truth = truths[name]
 
                 def fetch(sql: str, params: tuple[Any, ...]) -> np.ndarray:
                     row = db.execute(sql, params, binary=True).fetchone()
                     return np.array(row[0] or [], dtype=np.int64)
 
-                intersects_sql = (
+                # As the PostGIS store asks: a point on the boundary is outside, as for wayhome.
+                contains_sql = (
                     "SELECT array_agg(key) FROM bench WHERE "
-                    "ST_Intersects(position::geometry, ST_GeomFromWKB(%s, 4326))"
+                    "ST_Contains(ST_GeomFromWKB(%s, 4326), position::geometry)"
                 )
+                wkbs: tuple[Any, ...] = (shapely.to_wkb(query.area),)
+                if query.before is not None:
+                    contains_sql += (
+                        " AND NOT ST_Contains(ST_GeomFromWKB(%s, 4326), position::geometry)"
+                    )
+                    wkbs += (shapely.to_wkb(query.before),)
                 seconds, found = median_time(
-                    lambda wkb=wkb, sql=intersects_sql: fetch(sql, (wkb,)), repeat
+                    lambda wkbs=wkbs, sql=contains_sql: fetch(sql, wkbs), repeat
                 )
                 results.put(
                     name,
-                    "PostGIS ST_Intersects",
+                    "PostGIS ST_Contains",
                     Measure(seconds, symdiff(found, truth), len(found)),
                 )
 
@@ -414,7 +456,11 @@ def ms(seconds: float) -> str:
 def report(results: Results, n: int, postgis_rows: int) -> str:
     """The results as a rich table on the terminal, and as Markdown (returned)."""
     peers_at_n = ["geopandas sjoin", "STRtree", "H3 res 8", "H3 ≤20k cells"]
-    peers_at_pg = ["PostGIS ST_Intersects", "PostGIS ST_DWithin"]
+    peers_at_pg = ["PostGIS ST_Contains", "PostGIS ST_DWithin"]
+    groups = [("wayhome", n, peers_at_n), ("wayhome (PostGIS rows)", postgis_rows, peers_at_pg)]
+    if postgis_rows == n:
+        # PostGIS holds every subscriber: one wayhome measurement for all the peers.
+        groups = [("wayhome", n, peers_at_n + peers_at_pg)]
     header = [
         "query",
         "method",
@@ -435,10 +481,7 @@ def report(results: Results, n: int, postgis_rows: int) -> str:
         lines.append("| " + " | ".join(cells) + " |")
 
     for name, row in results.rows.items():
-        for label, rows, peers in (
-            ("wayhome", n, peers_at_n),
-            ("wayhome (PostGIS rows)", postgis_rows, peers_at_pg),
-        ):
+        for label, rows, peers in groups:
             ours = row.get(label)
             if ours is None:
                 continue
@@ -489,7 +532,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000, help="synthetic subscribers")
     parser.add_argument(
-        "--postgis-rows", type=int, default=1_000_000, help="rows loaded into PostGIS"
+        "--postgis-rows",
+        type=int,
+        default=10_000_000,
+        help="rows loaded into PostGIS (the first ones; at most --n)",
     )
     parser.add_argument("--repeat", type=int, default=30, help="timed runs per wayhome query")
     parser.add_argument("--skip", nargs="*", default=[], choices=["geopandas", "h3", "postgis"])
@@ -503,9 +549,7 @@ def main(argv: list[str] | None = None) -> None:
     keys, lon, lat = synthetic.generate(args.n, seed=0)
     results.facts["synthetic generate (s)"] = f"{time.perf_counter() - start:.2f}"
     areas = queries()
-    truths = {
-        name: np.sort(keys[shapely.contains_xy(area, lon, lat)]) for name, area in areas.items()
-    }
+    truths = {name: query.truth(keys, lon, lat) for name, query in areas.items()}
 
     console.print("wayhome")
     index = bench_wayhome(keys, lon, lat, areas, truths, args.repeat, results)
@@ -518,22 +562,26 @@ def main(argv: list[str] | None = None) -> None:
     if "postgis" not in args.skip:
         rows = min(args.postgis_rows, args.n)
         sub = slice(0, rows)
-        console.print(f"PostGIS with {rows:,} rows, and wayhome on the same rows")
-        small_truths = {
-            name: np.sort(keys[sub][shapely.contains_xy(area, lon[sub], lat[sub])])
-            for name, area in areas.items()
-        }
-        bench_wayhome(
-            keys[sub],
-            lon[sub],
-            lat[sub],
-            areas,
-            small_truths,
-            args.repeat,
-            results,
-            label="wayhome (PostGIS rows)",
+        pg_truths = truths
+        if rows < args.n:
+            console.print(f"wayhome on the first {rows:,} rows, as loaded into PostGIS")
+            pg_truths = {
+                name: query.truth(keys[sub], lon[sub], lat[sub]) for name, query in areas.items()
+            }
+            bench_wayhome(
+                keys[sub],
+                lon[sub],
+                lat[sub],
+                areas,
+                pg_truths,
+                args.repeat,
+                results,
+                label="wayhome (PostGIS rows)",
+            )
+        console.print(f"PostGIS with {rows:,} rows")
+        bench_postgis(
+            keys[sub], lon[sub], lat[sub], areas, pg_truths, max(5, args.repeat // 3), results
         )
-        bench_postgis(keys[sub], lon[sub], lat[sub], areas, max(5, args.repeat // 3), results)
     console.print("location updates")
     bench_updates(index, keys, lon, lat, areas, results)
 
