@@ -250,13 +250,16 @@ class _MultimodalReach:
         # within radius + overshoot of their centre, and the larger polygon covers its radius.
         slack_m = DISC_OVERSHOOT_BUDGET_M + 1.0
         inside_drive = self._to_station_m[reached] + radii_m + slack_m <= drive_m
+        # Distances are measured only to the discs kept so far, never station by station.
         kept: list[int] = []
-        distances = network.station_distances_m[np.ix_(reached, reached)]
         for k in np.argsort(-radii_m, kind="stable"):
             if inside_drive[k]:
                 continue
-            if kept and np.any(distances[k, kept] + radii_m[k] + slack_m <= radii_m[kept]):
-                continue
+            if kept:
+                others = reached[kept]
+                to_kept_m = network.distances_between_m(np.full(others.size, reached[k]), others)
+                if np.any(to_kept_m + radii_m[k] + slack_m <= radii_m[kept]):
+                    continue
             kept.append(int(k))
 
         stations = network.stations

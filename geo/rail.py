@@ -3,7 +3,10 @@
 Two sources:
 
 - GTFS (``stops.txt``, ``trips.txt``, ``stop_times.txt``, optionally ``agency.txt`` for the
-  time zone), as a directory or a zip. Platforms are merged into their ``parent_station``.
+  time zone and ``frequencies.txt``), as a directory or a zip. Platforms are merged into their
+  ``parent_station``. Blank times of stops that are not timepoints are interpolated between
+  the timed stops around them; a trip of ``frequencies.txt`` runs at every headway of its
+  periods.
   ``calendar.txt`` is not read: every trip is taken to run every day, which can only grow the
   area and so keeps it an upper bound.
 - A simple GeoJSON FeatureCollection: stations as Points (``id``, ``name``), lines as
@@ -49,6 +52,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SNAP_M = 1_000.0
+_MIN_CURVATURE_RADIUS_M = 6_335_439.0
+"""WGS84's smallest radius of curvature (meridional, at the equator): no geodesic is shorter
+than this radius times the angle between the normals at its ends."""
 _SAMPLE = "china_hsr.geojson"
 
 
@@ -95,6 +101,9 @@ class RailNetwork:
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _lat: np.ndarray = field(init=False, repr=False, compare=False)
     _lon: np.ndarray = field(init=False, repr=False, compare=False)
+    _pairs: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         index = {station.id: i for i, station in enumerate(self.stations)}
@@ -109,6 +118,7 @@ class RailNetwork:
         object.__setattr__(self, "_index", index)
         object.__setattr__(self, "_lat", np.array([s.lat for s in self.stations], dtype=float))
         object.__setattr__(self, "_lon", np.array([s.lon for s in self.stations], dtype=float))
+        object.__setattr__(self, "_pairs", {})
 
     @property
     def has_timetable(self) -> bool:
@@ -154,16 +164,52 @@ class RailNetwork:
             lengths.append(np.atleast_1d(np.asarray(d, dtype=float)))
         return tuple(lengths)
 
-    @functools.cached_property
-    def station_distances_m(self) -> np.ndarray:
-        """Geodesic distance between every two stations (S x S), in metres."""
-        n = len(self.stations)
-        i, j = np.triu_indices(n, k=1)
+    def distances_between_m(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Geodesic distances between stations ``i[k]`` and ``j[k]``, in metres."""
+        i, j = np.asarray(i, dtype=int), np.asarray(j, dtype=int)
+        if i.size == 0:
+            return np.zeros(0)
         _, _, d = WGS84.inv(self._lon[i], self._lat[i], self._lon[j], self._lat[j])
-        matrix = np.zeros((n, n))
-        matrix[i, j] = d
-        matrix[j, i] = d
-        return matrix
+        return np.atleast_1d(np.asarray(d, dtype=float))
+
+    def station_pairs_within_m(self, radius_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every ordered pair of distinct stations at most ``radius_m`` apart: (i, j, metres).
+
+        Stations are put in cubic cells of a 3-D grid on the unit sphere, one cell as wide as
+        the radius (with a margin for the ellipsoid), so only stations in neighbouring cells
+        are measured: the work grows with the number of close pairs, not with the square of
+        the number of stations, and poles and the antimeridian need no special case.
+        """
+        if radius_m in self._pairs:
+            return self._pairs[radius_m]
+        n = len(self.stations)
+        lat, lon = np.radians(self._lat), np.radians(self._lon)
+        xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+        cell = 1.02 * radius_m / _MIN_CURVATURE_RADIUS_M
+        keys = np.floor(xyz / cell).astype(np.int64)
+        width = int(np.ceil(2.0 / cell)) + 4
+        flat = _cell_key(keys, width)
+        order = np.argsort(flat, kind="stable")
+        sorted_keys = flat[order]
+
+        # Candidates: every station against the stations of the 27 cells around its own.
+        firsts, seconds = [], []
+        for offset in np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1])).reshape(3, -1).T:
+            wanted = _cell_key(keys + offset, width)
+            lo = np.searchsorted(sorted_keys, wanted, side="left")
+            hi = np.searchsorted(sorted_keys, wanted, side="right")
+            counts = hi - lo
+            first = np.repeat(np.arange(n), counts)
+            starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
+            seconds.append(order[np.arange(first.size) + starts])
+            firsts.append(first)
+        i, j = np.concatenate(firsts), np.concatenate(seconds)
+        i, j = i[i != j], j[i != j]
+
+        d = self.distances_between_m(i, j)
+        near = d <= radius_m
+        self._pairs[radius_m] = (i[near], j[near], d[near])
+        return self._pairs[radius_m]
 
     def line_paths(self) -> Iterator[tuple[str, np.ndarray]]:
         """(name, array of (lon, lat)) for every line, for drawing and distance checks."""
@@ -209,7 +255,8 @@ def load_gtfs(path: str | Path) -> RailNetwork:
     path = Path(path)
     tables = _GtfsTables(path)
     stations, parent_of = _gtfs_stations(tables.read("stops.txt"), path)
-    trips = _gtfs_trips(tables.read("stop_times.txt"), parent_of, path)
+    trips = _gtfs_trips(tables.read("stop_times.txt"), parent_of, stations, path)
+    trips = _gtfs_frequencies(trips, tables.read("frequencies.txt", required=False), path)
     timezone = "Asia/Shanghai"
     agencies = tables.read("agency.txt", required=False)
     if agencies and agencies[0].get("agency_timezone"):
@@ -228,6 +275,11 @@ def load_gtfs(path: str | Path) -> RailNetwork:
     )
     logger.info("gtfs loaded stations=%d trips=%d", len(stations), len(trips))
     return RailNetwork(stations=tuple(stations), lines=lines, trips=tuple(trips), timezone=timezone)
+
+
+def _cell_key(keys: np.ndarray, width: int) -> np.ndarray:
+    shifted = keys + width // 2
+    return (shifted[:, 0] * width + shifted[:, 1]) * width + shifted[:, 2]
 
 
 def _check_line(line: Line, index: Mapping[str, int]) -> None:
@@ -418,39 +470,175 @@ def _gtfs_stations(
     return stations, parent_of
 
 
-def _gtfs_trips(rows: list[dict[str, str]], parent_of: dict[str, str], source: Path) -> list[Trip]:
-    by_trip: dict[str, list[tuple[int, str, int, int]]] = {}
+def _gtfs_trips(
+    rows: list[dict[str, str]],
+    parent_of: dict[str, str],
+    stations: list[Station],
+    source: Path,
+) -> list[Trip]:
+    by_trip: dict[str, list[_StopTime]] = {}
     for row in rows:
+        trip_id = row.get("trip_id", "")
         try:
             sequence = int(row["stop_sequence"])
-            arrival = _gtfs_seconds(row.get("arrival_time") or row["departure_time"])
-            departure = _gtfs_seconds(row.get("departure_time") or row["arrival_time"])
+            arrival = _optional_seconds(row.get("arrival_time") or row.get("departure_time"))
+            departure = _optional_seconds(row.get("departure_time") or row.get("arrival_time"))
+            shape_m = _optional_float(row.get("shape_dist_traveled"))
         except (KeyError, ValueError):
             raise RailNetworkError(
-                f"stop_times.txt of {source} has a row without stop_sequence or HH:MM:SS times "
-                f"(trip {row.get('trip_id', '?')})"
+                f"stop_times.txt of {source} has a row without stop_sequence, with times not "
+                f"HH:MM:SS or a shape_dist_traveled not a number (trip {trip_id or '?'})"
             ) from None
         station = parent_of.get(row.get("stop_id", ""))
         if station is None:
             raise RailNetworkError(
                 f"stop_times.txt of {source} names unknown stop {row.get('stop_id')!r}"
             )
-        by_trip.setdefault(row.get("trip_id", ""), []).append(
-            (sequence, station, arrival, departure)
+        by_trip.setdefault(trip_id, []).append(
+            _StopTime(sequence, station, arrival, departure, shape_m)
         )
 
+    positions = {s.id: (s.lon, s.lat) for s in stations}
     trips = []
     for trip_id, stops in by_trip.items():
-        stops.sort()
+        stops.sort(key=lambda stop: stop.sequence)
+        arrivals, departures = _interpolated_times(trip_id, stops, positions, source)
         trips.append(
             Trip(
                 id=trip_id,
-                station_ids=tuple(s for _, s, _, _ in stops),
-                arrivals_s=tuple(a for _, _, a, _ in stops),
-                departures_s=tuple(d for _, _, _, d in stops),
+                station_ids=tuple(stop.station for stop in stops),
+                arrivals_s=arrivals,
+                departures_s=departures,
             )
         )
     return trips
+
+
+@dataclass(frozen=True)
+class _StopTime:
+    """A row of stop_times.txt; times are ``None`` where the feed leaves them blank."""
+
+    sequence: int
+    station: str
+    arrival_s: int | None
+    departure_s: int | None
+    shape_m: float | None
+
+
+def _interpolated_times(
+    trip_id: str,
+    stops: list[_StopTime],
+    positions: Mapping[str, tuple[float, float]],
+    source: Path,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Arrival and departure times of a trip, the blank ones filled in.
+
+    GTFS lets a trip leave the times of stops that are not timepoints blank; the first and
+    the last stop must carry times. A blank stop gets the time at its share of the way between
+    the timed stops around it: by ``shape_dist_traveled`` when every stop of that stretch has
+    one, else by the straight-line distance from stop to stop.
+    """
+    if stops[0].departure_s is None or stops[-1].arrival_s is None:
+        raise RailNetworkError(
+            f"trip {trip_id} in stop_times.txt of {source} must give times at its first and "
+            "last stops; only stops in between may be left blank"
+        )
+    arrivals = [stop.arrival_s for stop in stops]
+    departures = [stop.departure_s for stop in stops]
+    timed = [k for k, stop in enumerate(stops) if stop.arrival_s is not None]
+    for before, after in zip(timed[:-1], timed[1:], strict=True):
+        if after - before < 2:
+            continue
+        stretch = stops[before : after + 1]
+        along_m = _distances_along_m(stretch, positions)
+        start_s, end_s = departures[before], arrivals[after]
+        assert start_s is not None and end_s is not None
+        for k in range(before + 1, after):
+            share = along_m[k - before] / along_m[-1] if along_m[-1] > 0 else 0.0
+            arrivals[k] = departures[k] = round(start_s + (end_s - start_s) * share)
+    return tuple(int(t) for t in arrivals if t is not None), tuple(
+        int(t) for t in departures if t is not None
+    )
+
+
+def _distances_along_m(
+    stretch: list[_StopTime], positions: Mapping[str, tuple[float, float]]
+) -> np.ndarray:
+    """Distance from the first stop of a stretch to each of its stops, in metres."""
+    shape_m = [stop.shape_m for stop in stretch]
+    if all(m is not None for m in shape_m):
+        first = shape_m[0]
+        assert first is not None
+        return np.array([m - first for m in shape_m if m is not None], dtype=float)
+
+    lon, lat = np.array([positions[stop.station] for stop in stretch], dtype=float).T
+    _, _, hops = WGS84.inv(lon[:-1], lat[:-1], lon[1:], lat[1:])
+    return np.concatenate([[0.0], np.cumsum(np.atleast_1d(hops))])
+
+
+def _gtfs_frequencies(trips: list[Trip], rows: list[dict[str, str]], source: Path) -> list[Trip]:
+    """The trips with every trip of frequencies.txt run at each of its headways.
+
+    A trip listed in frequencies.txt is a template: its times give the durations, and it runs
+    from each row's start_time (inclusive) to its end_time (exclusive) every headway_secs.
+    Trips not listed run once, as timetabled.
+    """
+    if not rows:
+        return trips
+    runs: dict[str, list[int]] = {}
+    for row in rows:
+        trip_id = row.get("trip_id", "")
+        try:
+            start_s = _gtfs_seconds(row["start_time"])
+            end_s = _gtfs_seconds(row["end_time"])
+            headway_s = int(row["headway_secs"])
+        except (KeyError, ValueError):
+            raise RailNetworkError(
+                f"frequencies.txt of {source} needs HH:MM:SS start_time and end_time and a whole "
+                f"number of headway_secs (trip {trip_id or '?'})"
+            ) from None
+        if headway_s <= 0:
+            raise RailNetworkError(
+                f"frequencies.txt of {source} must have headway_secs greater than zero, got "
+                f"{headway_s} (trip {trip_id or '?'})"
+            )
+        runs.setdefault(trip_id, []).extend(range(start_s, end_s, headway_s))
+
+    unknown = set(runs) - {trip.id for trip in trips}
+    if unknown:
+        raise RailNetworkError(
+            f"frequencies.txt of {source} names trip {sorted(unknown)[0]!r}, "
+            "which stop_times.txt does not have"
+        )
+    expanded: list[Trip] = []
+    for trip in trips:
+        if trip.id not in runs:
+            expanded.append(trip)
+            continue
+        for start_s in runs[trip.id]:
+            shift = start_s - trip.departures_s[0]
+            expanded.append(
+                Trip(
+                    id=f"{trip.id}@{start_s}",
+                    station_ids=trip.station_ids,
+                    arrivals_s=tuple(t + shift for t in trip.arrivals_s),
+                    departures_s=tuple(t + shift for t in trip.departures_s),
+                )
+            )
+    return expanded
+
+
+def _optional_seconds(text: str | None) -> int | None:
+    return _gtfs_seconds(text) if text else None
+
+
+def _optional_float(text: str | None) -> float | None:
+    if not text:
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
 
 
 def _gtfs_seconds(text: str) -> int:

@@ -75,15 +75,10 @@ def station_arrivals_s(
 
 
 def _road_neighbours(network: RailNetwork, times: RailTimes) -> list[list[tuple[int, float]]]:
-    distances = network.station_distances_m
-    near = (distances > 0) & (distances <= _ROAD_TRANSFER_M)
-    return [
-        [
-            (int(j), float(distances[i, j] / times.road_speed_ms + times.boarding_s))
-            for j in np.flatnonzero(row)
-        ]
-        for i, row in enumerate(near)
-    ]
+    neighbours: list[list[tuple[int, float]]] = [[] for _ in network.stations]
+    for i, j, d in zip(*network.station_pairs_within_m(_ROAD_TRANSFER_M), strict=True):
+        neighbours[int(i)].append((int(j), float(d / times.road_speed_ms + times.boarding_s)))
+    return neighbours
 
 
 def _headway_search(

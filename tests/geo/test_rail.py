@@ -22,6 +22,7 @@ from geo import (
     load_rail_network,
     load_rail_sample,
 )
+from geo.rail import RailNetwork, Station
 from geo.reach import RailTimes, station_arrivals_s
 
 BEIJING_TIME = timezone(timedelta(hours=8))
@@ -40,6 +41,8 @@ A1,Alpha platform 1,30.0001,110.0001,0,A
 B,Bravo,31.0,110.0,1,
 C,Charlie,32.0,110.0,1,
 """
+HEADER = "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+PERIODS = "trip_id,start_time,end_time,headway_secs\n"
 TRIPS = "route_id,service_id,trip_id\nR,daily,T1\nR,daily,T2\n"
 STOP_TIMES = """trip_id,arrival_time,departure_time,stop_id,stop_sequence
 T1,08:00:00,08:00:00,A1,1
@@ -119,6 +122,53 @@ def test_a_gtfs_search_area_reaches_the_far_station(tmp_path: Path) -> None:
     assert not area.geometry.contains(Point(110.0, 32.2))
 
 
+def _feed(tmp_path: Path, stop_times: str, **more: str) -> Path:
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    files = {"stops.txt": STOPS, "stop_times.txt": stop_times, "agency.txt": AGENCY, **more}
+    for name, text in files.items():
+        (feed / name).write_text(text)
+    return feed
+
+
+def test_blank_times_are_interpolated_by_straight_line_distance(tmp_path: Path) -> None:
+    feed = _feed(
+        tmp_path, HEADER + "T1,08:00:00,08:00:00,A,1\nT1,,,B,2\nT1,09:00:00,09:00:00,C,3\n"
+    )
+
+    (trip,) = load_gtfs(feed).trips
+
+    # B lies halfway between A and C (one degree of latitude each way).
+    assert trip.arrivals_s[1] == trip.departures_s[1] == pytest.approx(8.5 * 3600, abs=10)
+
+
+def test_blank_times_are_interpolated_by_shape_distance_when_given(tmp_path: Path) -> None:
+    header = HEADER.strip() + ",shape_dist_traveled\n"
+    rows = "T1,08:00:00,08:00:00,A,1,0\nT1,,,B,2,90\nT1,09:00:00,09:00:00,C,3,100\n"
+
+    (trip,) = load_gtfs(_feed(tmp_path, header + rows)).trips
+
+    assert trip.arrivals_s == (8 * 3600, 8 * 3600 + 54 * 60, 9 * 3600)
+
+
+def test_a_trip_of_frequencies_runs_at_every_headway_and_not_at_its_template_time(
+    tmp_path: Path,
+) -> None:
+    template = HEADER + "F,08:00:00,08:00:00,A,1\nF,08:50:00,08:50:00,C,2\n"
+    frequencies = "trip_id,start_time,end_time,headway_secs\nF,06:00:00,07:00:00,1200\n"
+    network = load_gtfs(_feed(tmp_path, template, **{"frequencies.txt": frequencies}))
+
+    starts = [trip.departures_s[0] for trip in network.trips]
+    arrivals = station_arrivals_s(
+        network, 30.0, 110.0, datetime(2026, 12, 3, 6, 5, tzinfo=BEIJING_TIME), 3 * 3600, TIMES
+    )
+
+    assert starts == [6 * 3600, 6 * 3600 + 1200, 6 * 3600 + 2400]
+    assert [trip.arrivals_s[-1] - trip.departures_s[0] for trip in network.trips] == [3000] * 3
+    # Ready at 06:15: the 06:20 run reaches C at 07:10, 65 minutes after 06:05.
+    assert arrivals[2] == pytest.approx(65 * 60)
+
+
 def test_geojson_lines_snap_to_stations_when_stops_are_not_listed(tmp_path: Path) -> None:
     document = {
         "type": "FeatureCollection",
@@ -182,7 +232,6 @@ def test_the_sample_holds_the_three_corridors_with_real_stations() -> None:
     assert all(250 <= line.speed_kmh <= 350 for line in network.lines)
 
 
-HEADER = "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
 BROKEN_FEEDS = [
     ({"stops.txt": STOPS, "trips.txt": TRIPS}, "has no stop_times.txt"),
     ({"stops.txt": STOPS, "stop_times.txt": HEADER + "T1,8am,8am,A,1\n"}, "HH:MM:SS"),
@@ -196,6 +245,34 @@ BROKEN_FEEDS = [
             "stop_times.txt": STOP_TIMES,
         },
         "outside",
+    ),
+    (
+        {"stops.txt": STOPS, "stop_times.txt": HEADER + "T1,,,A,1\nT1,09:00:00,09:00:00,C,2\n"},
+        "trip T1 .* must give times at its first and last stops",
+    ),
+    (
+        {
+            "stops.txt": STOPS,
+            "stop_times.txt": STOP_TIMES,
+            "frequencies.txt": PERIODS + "T1,06:00:00,07:00:00,0\n",
+        },
+        "headway_secs greater than zero, got 0",
+    ),
+    (
+        {
+            "stops.txt": STOPS,
+            "stop_times.txt": STOP_TIMES,
+            "frequencies.txt": PERIODS + "T9,06:00:00,07:00:00,60\n",
+        },
+        "names trip 'T9', which stop_times.txt does not have",
+    ),
+    (
+        {
+            "stops.txt": STOPS,
+            "stop_times.txt": STOP_TIMES,
+            "frequencies.txt": PERIODS + "T1,six,07:00:00,60\n",
+        },
+        "HH:MM:SS start_time",
     ),
 ]
 
@@ -282,3 +359,26 @@ def test_a_malformed_rail_geojson_is_refused_with_a_sentence(
 
     with pytest.raises(RailNetworkError, match=message):
         load_rail_geojson(path)
+
+
+def test_close_station_pairs_are_found_without_measuring_every_pair() -> None:
+    rng = np.random.default_rng(3)
+    lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, 600)))
+    lon = rng.uniform(-180.0, 180.0, 600)
+    lat[:40], lon[40:80], lat[40:80] = rng.uniform(89.7, 90.0, 40), 179.9, rng.uniform(0, 0.5, 40)
+    lon[60:80] = -179.9
+    stations = tuple(
+        Station(str(k), str(k), float(a), float(b))
+        for k, (a, b) in enumerate(zip(lat, lon, strict=True))
+    )
+    network = RailNetwork(stations=stations, lines=())
+    i, j = np.triu_indices(len(stations), k=1)
+    everything_m = network.distances_between_m(i, j)
+
+    for radius_m in (40_000.0, 400_000.0):
+        found = set(zip(*network.station_pairs_within_m(radius_m)[:2], strict=True))
+
+        near = everything_m <= radius_m
+        expected = set(zip(i[near], j[near], strict=True)) | set(zip(j[near], i[near], strict=True))
+        assert {(int(a), int(b)) for a, b in found} == {(int(a), int(b)) for a, b in expected}
+        assert len(expected) > 50  # poles and the antimeridian included
