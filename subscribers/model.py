@@ -5,7 +5,8 @@ A subscriber is one of three kinds:
 - ``device``: a point that moves (``lon``/``lat`` in WGS84 degrees and ``fix_time``, the time
   of its last position fix);
 - ``area``: a watched area, a GeoJSON Polygon or MultiPolygon that must be valid (a boundary
-  that crosses itself is refused);
+  that crosses itself is refused) and whose every polygon spans less than 180 degrees of
+  longitude (an area across the antimeridian is a MultiPolygon split there);
 - ``platform``: a partner platform that receives every notice of a region (``area``) or, with
   no area, of the whole country.
 
@@ -200,6 +201,14 @@ def area_to_geometry(area: dict[str, Any]) -> BaseGeometry:
     minx, miny, maxx, maxy = geometry.bounds
     if minx < -180.0 or maxx > 180.0 or miny < -90.0 or maxy > 90.0:
         raise ValueError("an area's coordinates must lie within lon -180..180 and lat -90..90")
+    # A store keeps areas as geography, where an edge is the shorter great-circle arc: a
+    # polygon 180 degrees of longitude wide or more would be read as the band on the far side.
+    widest = max(part.bounds[2] - part.bounds[0] for part in shapely.get_parts(geometry))
+    if widest >= 180.0:
+        raise ValueError(
+            "each polygon of an area must span less than 180 degrees of longitude, "
+            f"got one spanning {widest:g}; split it, at the antimeridian if it crosses it"
+        )
     if not geometry.is_valid:
         reason = shapely.is_valid_reason(geometry).split("[", 1)[0].strip()
         if reason.lower().startswith("self-intersection") or "intersect" in reason.lower():

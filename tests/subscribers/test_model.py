@@ -49,6 +49,29 @@ def test_a_device_with_a_position_is_accepted():
             "the area's boundary crosses itself",
         ),
         (
+            {
+                "kind": "area",
+                "area": {
+                    "type": "Polygon",
+                    "coordinates": [[[-100, 0], [100, 0], [100, 10], [-100, 10], [-100, 0]]],
+                },
+            },
+            "must span less than 180 degrees of longitude, got one spanning 200",
+        ),
+        (
+            {
+                "kind": "platform",
+                "area": {
+                    "type": "MultiPolygon",
+                    "coordinates": [
+                        [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]],
+                        [[[-90, 20], [90, 20], [90, 30], [-90, 30], [-90, 20]]],
+                    ],
+                },
+            },
+            "must span less than 180 degrees of longitude, got one spanning 180",
+        ),
+        (
             {"kind": "area", "area": {"type": "Point", "coordinates": [0, 0]}},
             "must be a GeoJSON Polygon or MultiPolygon",
         ),

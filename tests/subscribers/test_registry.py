@@ -261,6 +261,42 @@ def test_spatial_files_import_points_as_devices_and_polygons_as_areas(
     assert registry.get("school-1").kind == "area"
 
 
+WIDE = {
+    "type": "Polygon",
+    "coordinates": [[[-100.0, 0.0], [100.0, 0.0], [100.0, 10.0], [-100.0, 10.0], [-100.0, 0.0]]],
+}
+FIJI = {
+    "type": "MultiPolygon",
+    "coordinates": [
+        [[[177.0, -19.0], [180.0, -19.0], [180.0, -16.0], [177.0, -16.0], [177.0, -19.0]]],
+        [[[-180.0, -19.0], [-179.0, -19.0], [-179.0, -16.0], [-180.0, -16.0], [-180.0, -19.0]]],
+    ],
+}
+
+
+def test_an_area_as_wide_as_half_the_globe_is_refused_and_a_split_one_kept(
+    registry: Registry, tmp_path: Path
+):
+    path = tmp_path / "areas.csv"
+    with path.open("w", newline="") as out:
+        csv.writer(out).writerows(
+            [
+                ["id", "kind", "area", "channel_kind"],
+                ["band", "area", json.dumps(WIDE), "sse"],
+                ["fiji", "area", json.dumps(FIJI), "sse"],
+            ]
+        )
+
+    report = registry.import_file(path)
+
+    assert report.accepted == 1
+    [(row, reason)] = report.rejected
+    assert row == 1
+    assert "less than 180 degrees of longitude, got one spanning 200" in reason
+    assert registry.get("band") is None
+    assert registry.get("fiji").area == FIJI
+
+
 def test_an_unreadable_file_is_refused_with_a_sentence(registry: Registry, tmp_path: Path):
     with pytest.raises(ImportFailed, match="must end in one of"):
         registry.import_file(tmp_path / "subs.xlsx")
