@@ -58,6 +58,12 @@ class AreaIndex:
                 "an area must be a shapely geometry, a GeoJSON geometry dict or None, "
                 f"got {type(geometry).__name__}"
             )
+        if geometry is not None and not geometry.is_valid:
+            # GEOS predicates give no defined answer on an invalid polygon.
+            reason = shapely.is_valid_reason(geometry).split("[", 1)[0].strip()
+            raise InvalidSubscriber(
+                f"an area must be a valid geometry, got one that is not ({reason})"
+            )
         with self._lock:
             self._forget(key)
             if geometry is None:

@@ -36,6 +36,16 @@ def test_geojson_areas_are_validated():
     assert len(areas) == 1
 
 
+def test_an_invalid_shapely_area_is_refused_with_a_sentence_and_changes_nothing():
+    areas = AreaIndex()
+    areas.add(5, shapely.box(0, 0, 1, 1))
+    bowtie = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
+
+    with pytest.raises(InvalidSubscriber, match=r"must be a valid geometry, .*Self-intersection"):
+        areas.add(5, bowtie)
+    assert list(areas.intersecting(shapely.box(0.5, 0.5, 2, 2))) == [5]
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     shapes=st.lists(stars(), min_size=1, max_size=400),
