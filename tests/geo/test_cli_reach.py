@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import typer
+from PIL import Image
+from pyproj import Geod
 from shapely.geometry import Point, shape
 from typer.testing import CliRunner
 
+from dispatch.cli import app as wayhome
 from dispatch.cli import reach
 
 # The command on an application of its own, so that these tests exercise it alone; the
-# PNG test below runs the installed ``wayhome`` entry point itself.
+# PNG test below runs the root ``wayhome`` application.
 app = typer.Typer()
 reach.register(app)
 
@@ -30,6 +30,10 @@ SINCE = "2026-12-03T08:00:00+08:00"
 THREE_HOURS = "2026-12-03T11:00:00+08:00"
 ZHENGZHOU_EAST = ["--lat", "34.7586", "--lon", "113.7755"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GEOD = Geod(ellps="WGS84")
+BEIJING_WEST = (39.8949, 116.3218)
+WUHAN = (30.6073, 114.4247)
+OUTLINE_RGB = (242, 239, 230)
 
 
 def _run(*args: str):  # type: ignore[no-untyped-def]
@@ -79,22 +83,46 @@ def test_a_lost_child_category_walks_only() -> None:
 
 
 def test_reach_draws_a_real_png_over_the_outline(tmp_path: Path) -> None:
-    # The console script when installed on PATH, else the same entry point through Python.
-    found = shutil.which("wayhome")
-    wayhome = [found] if found else [sys.executable, "-c", "from dispatch.cli import main; main()"]
     picture = tmp_path / "reach.png"
 
-    done = subprocess.run(
-        [*wayhome, "reach", *ZHENGZHOU_EAST, "--since", SINCE, "--at", THREE_HOURS,
+    # The root application of the ``wayhome`` console script, run in this process.
+    done = CliRunner().invoke(
+        wayhome,
+        ["reach", *ZHENGZHOU_EAST, "--since", SINCE, "--at", THREE_HOURS,
          "--previous", "2026-12-03T10:30:00+08:00", "--png", str(picture)],
-        capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["type"] == "FeatureCollection"
-    data = picture.read_bytes()
-    assert data.startswith(PNG_SIGNATURE)
-    assert len(data) > 20_000
+    assert picture.read_bytes().startswith(PNG_SIGNATURE)
+    image = Image.open(picture).convert("RGB")
+    pixel = _georeferenced(image)
+    # Beside Beijing West and Wuhan (their own pixels carry the station marks): area colours.
+    for lat, lon in (BEIJING_WEST, WUHAN):
+        for azimuth in (90, 180, 270):
+            near_lon, near_lat, _ = GEOD.fwd(lon, lat, azimuth, 40_000)
+            assert _is_area_colour(image.getpixel(pixel(near_lon, near_lat))), (lat, lon, azimuth)
+    # In the Tarim Basin, 1,500 km from any line and off the grid: the outline's colour only.
+    assert image.getpixel(pixel(87.0, 38.0)) == OUTLINE_RGB
+
+
+def _georeferenced(image: Image.Image):  # type: ignore[no-untyped-def]
+    frame = json.loads(image.info["wayhome:frame"])
+    west, south, east, north = frame["lonlat"]
+    left, top, right, bottom = frame["pixels"]
+
+    def pixel(lon: float, lat: float) -> tuple[int, int]:
+        x = left + (lon - west) / (east - west) * (right - left)
+        y = top + (north - lat) / (north - south) * (bottom - top)
+        return round(x), round(y)
+
+    return pixel
+
+
+def _is_area_colour(rgb: tuple[int, int, int]) -> bool:
+    # The area's red and the ring's orange over the outline: red high, green and blue low.
+    red, green, blue = rgb
+    return red > 200 and green < 190 and blue < 175
 
 
 BASE = [*ZHENGZHOU_EAST, "--since", SINCE, "--at", THREE_HOURS]
