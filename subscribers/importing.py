@@ -6,10 +6,11 @@ an offset), ``channel_kind`` (webhook | sse | kafka), ``channel_url``, ``channel
 text in ``area``; the spatial formats give it as the feature's geometry (a Point for a device, a
 Polygon or MultiPolygon for an area or a platform's region), and then ``kind`` may be left out.
 
-Every row is validated by the subscriber model. A row that breaks a rule, repeats an id seen
-earlier in the file, or names an id already registered (unless replacing is asked for) is
-rejected with a sentence; the rows accepted are written in one transaction, so a failure while
-writing leaves the store as it was. Positions never appear in a rejection reason.
+Every row is validated by the subscriber model. A row that breaks a rule, shares its id with
+another valid row of the file (every such row: the file does not say which one is meant), or
+names an id already registered (unless replacing is asked for) is rejected with a sentence;
+the rows accepted are written in one transaction, so a failure while writing leaves the store
+as it was. Positions never appear in a rejection reason.
 """
 
 from __future__ import annotations
@@ -141,10 +142,10 @@ def import_into(
     report = ImportReport()
     total, rows = read_rows(path)
     accepted: list[tuple[int, Subscriber]] = []
-    first_row_of: dict[str, int] = {}
+    rows_of: dict[str, list[int]] = {}
 
     with _progress(show_progress) as progress:
-        # (1) validate each row, and refuse ids repeated within the file.
+        # (1) validate each row.
         checking = progress.add_task(f"checking {path.name}", total=total)
         for number, row in enumerate(rows, start=1):
             progress.advance(checking)
@@ -153,16 +154,26 @@ def import_into(
             except ValidationError as exc:
                 report.rejected.append((number, validation_error_to_sentence(exc)))
                 continue
-            earlier = first_row_of.get(subscriber.id)
-            if earlier is not None:
-                report.rejected.append(
-                    (number, f"id {subscriber.id!r} repeats row {earlier}; ids must be unique")
-                )
-                continue
-            first_row_of[subscriber.id] = number
+            rows_of.setdefault(subscriber.id, []).append(number)
             accepted.append((number, subscriber))
 
-        # (2) refuse ids already registered, unless replacing them was asked for.
+        # (2) refuse every row of an id the file gives more than once.
+        repeated = {sid: numbers for sid, numbers in rows_of.items() if len(numbers) > 1}
+        if repeated:
+            for number, subscriber in accepted:
+                numbers = repeated.get(subscriber.id)
+                if numbers is not None:
+                    others = ", ".join(str(n) for n in numbers if n != number)
+                    report.rejected.append(
+                        (
+                            number,
+                            f"id {subscriber.id!r} is also in row {others}; ids must be unique "
+                            "within a file, so none of these rows is imported",
+                        )
+                    )
+            accepted = [(n, s) for n, s in accepted if s.id not in repeated]
+
+        # (3) refuse ids already registered, unless replacing them was asked for.
         if not replace_existing and accepted:
             taken = registry.existing_ids([s.id for _, s in accepted])
             for number, subscriber in accepted:
@@ -176,7 +187,7 @@ def import_into(
                     )
             accepted = [(n, s) for n, s in accepted if s.id not in taken]
 
-        # (3) one transaction for every accepted row.
+        # (4) one transaction for every accepted row.
         report.rejected.sort()
         if all_or_nothing and report.rejected:
             logger.info(

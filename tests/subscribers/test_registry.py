@@ -191,30 +191,34 @@ def test_csv_import_accepts_good_rows_and_says_why_each_bad_row_was_refused(
 ):
     report = registry.import_file(write_csv(tmp_path / "subs.csv"))
 
-    assert report.accepted == 3
+    assert report.accepted == 2
     reasons = dict(report.rejected)
-    assert sorted(reasons) == [2, 4, 5, 6]
+    assert sorted(reasons) == [1, 2, 4, 5, 6]
     assert reasons[2] == "latitude must be within -90..90, got 91.2"
     assert "crosses itself" in reasons[4]
     assert "http or https" in reasons[5]
-    assert "repeats row 1" in reasons[6]
-    assert {s.id for s in registry.iter_all()} == {"phone-1", "school-1", "partner"}
+    assert reasons[1] == (
+        "id 'phone-1' is also in row 6; ids must be unique within a file, "
+        "so none of these rows is imported"
+    )
+    assert reasons[6].startswith("id 'phone-1' is also in row 1;")
+    assert {s.id for s in registry.iter_all()} == {"school-1", "partner"}
     assert registry.get("school-1").area == SQUARE
 
 
 def test_an_import_naming_a_registered_id_refuses_that_row_unless_replacing(
     registry: Registry, tmp_path: Path
 ):
-    registry.upsert(device("phone-1", lon=100.0, lat=30.0))
+    registry.upsert(watched("school-1", area=FIJI))
     path = write_csv(tmp_path / "subs.csv")
 
     report = registry.import_file(path)
-    assert "already registered" in dict(report.rejected)[1]
-    assert registry.get("phone-1").lon == 100.0
+    assert "already registered" in dict(report.rejected)[3]
+    assert registry.get("school-1").area == FIJI
 
     report = registry.import_file(path, replace_existing=True)
-    assert 1 not in dict(report.rejected)
-    assert registry.get("phone-1").lon == 113.65
+    assert 3 not in dict(report.rejected)
+    assert registry.get("school-1").area == SQUARE
 
 
 def test_an_all_or_nothing_import_with_one_bad_row_writes_nothing(
@@ -223,7 +227,7 @@ def test_an_all_or_nothing_import_with_one_bad_row_writes_nothing(
     report = registry.import_file(write_csv(tmp_path / "subs.csv"), all_or_nothing=True)
 
     assert report.accepted == 0
-    assert len(report.rejected) == 4
+    assert len(report.rejected) == 5
     assert registry.count() == 0
 
 
