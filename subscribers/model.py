@@ -49,6 +49,7 @@ ChannelKind = Literal["webhook", "sse", "kafka"]
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _KAFKA_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _MAX_ID_CHARS = 200
+_CHANNEL_WITH_ARTICLE = {"webhook": "a webhook", "sse": "an sse", "kafka": "a kafka"}
 
 
 class Channel(BaseModel):
@@ -62,6 +63,12 @@ class Channel(BaseModel):
 
     @model_validator(mode="after")
     def _check_target(self) -> Channel:
+        # Each kind has one target: a url for a webhook, a topic for kafka, none for sse.
+        named = _CHANNEL_WITH_ARTICLE[self.kind]
+        if self.url is not None and self.kind != "webhook":
+            raise ValueError(f"{named} channel takes no url, only a webhook does")
+        if self.topic is not None and self.kind != "kafka":
+            raise ValueError(f"{named} channel takes no topic, only a kafka one does")
         if self.kind == "webhook":
             _check_webhook_url(self.url)
         if self.kind == "kafka" and (self.topic is None or not _KAFKA_TOPIC.match(self.topic)):

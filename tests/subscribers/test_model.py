@@ -85,6 +85,28 @@ def test_a_device_with_a_position_is_accepted():
             {"kind": "platform", "channel": {"kind": "kafka", "topic": "no spaces"}},
             "a kafka channel needs a topic",
         ),
+        (
+            {"kind": "platform", "channel": {"kind": "sse", "url": "https://a.example.org/h"}},
+            "an sse channel takes no url, only a webhook does",
+        ),
+        (
+            {
+                "kind": "platform",
+                "channel": {"kind": "kafka", "topic": "t", "url": "https://a.example.org/h"},
+            },
+            "a kafka channel takes no url, only a webhook does",
+        ),
+        (
+            {
+                "kind": "platform",
+                "channel": {"kind": "webhook", "url": "https://a.example.org/h", "topic": "t"},
+            },
+            "a webhook channel takes no topic, only a kafka one does",
+        ),
+        (
+            {"kind": "platform", "channel": {"kind": "sse", "topic": "t"}},
+            "an sse channel takes no topic, only a kafka one does",
+        ),
         ({"kind": "platform", "language": "english!"}, "language must be a language tag"),
         (
             {"kind": "platform", "created_at": datetime(2026, 5, 1)},
