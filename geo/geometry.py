@@ -62,6 +62,7 @@ def geojson_to_geometry(obj: Mapping[str, Any]) -> Polygon | MultiPolygon:
     if kind not in _POLYGONAL:
         raise InvalidGeometryError(f"a perimeter must be a Polygon or MultiPolygon, got {kind}")
 
+    _refuse_unclosed_rings(kind, obj.get("coordinates"))
     try:
         geometry = shape(obj)
     except Exception as exc:  # shapely raises several types for malformed coordinates
@@ -127,6 +128,21 @@ def polygonal(geometry: BaseGeometry) -> Polygon | MultiPolygon:
     if not parts:
         return EMPTY
     return parts[0] if len(parts) == 1 else MultiPolygon(parts)
+
+
+def _refuse_unclosed_rings(kind: str, coordinates: Any) -> None:
+    # shapely closes an open ring without a word; RFC 7946 (3.1.6) requires the first and last
+    # positions of every ring to be the same. Malformed nesting is left to shapely to refuse.
+    polygons = coordinates if kind == "MultiPolygon" else [coordinates]
+    if not isinstance(polygons, list):
+        return
+    for polygon in polygons:
+        for ring in polygon if isinstance(polygon, list) else []:
+            if isinstance(ring, list) and len(ring) >= 3 and ring[0] != ring[-1]:
+                raise InvalidGeometryError(
+                    f"every ring of the {kind} must end at the position it starts from "
+                    f"(RFC 7946), got a ring from {ring[0]} to {ring[-1]}"
+                )
 
 
 def _lists(value: Any) -> Any:

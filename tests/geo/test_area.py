@@ -152,6 +152,20 @@ def test_a_mask_clips_the_area() -> None:
         ({"type": "Polygon", "coordinates": [[[0, 95], [1, 95], [1, 96], [0, 95]]]}, "outside"),
         ({"coordinates": []}, "must be a mapping with a 'type'"),
         ({"type": "Polygon", "coordinates": []}, "empty"),
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]},
+            "every ring of the Polygon must end at the position it starts from",
+        ),
+        (
+            {
+                "type": "MultiPolygon",
+                "coordinates": [
+                    [[[0, 0], [1, 0], [1, 1], [0, 0]]],
+                    [[[5, 5], [6, 5], [6, 6], [5, 6]]],
+                ],
+            },
+            r"ring from \[5, 5\] to \[5, 6\]",
+        ),
     ],
 )
 def test_an_invalid_polygon_is_refused_with_a_sentence(geojson: dict, message: str) -> None:
