@@ -135,6 +135,9 @@ def _last_of_each_key(keys: Int64Array) -> Int64Array:
 
 def _checked_arrays(keys: Any, lon: Any, lat: Any) -> tuple[Int64Array, FloatArray, FloatArray]:
     """The three arrays as int64 / float64, or InvalidSubscriber with a sentence."""
+    for name, values in (("lon", lon), ("lat", lat)):
+        if np.asarray(values).dtype == np.bool_:
+            raise InvalidSubscriber(f"{name} must be numbers of degrees, got booleans")
     try:
         k = np.ascontiguousarray(keys, dtype=np.int64)
         x = np.ascontiguousarray(lon, dtype=np.float64)

@@ -27,7 +27,15 @@ from typing import Any, Literal
 
 import httpx
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
@@ -131,6 +139,14 @@ class Subscriber(BaseModel):
     def _check_key(cls, value: int | None) -> int | None:
         if value is not None and not 0 <= value < 2**63:
             raise ValueError(f"a subscriber key must be within 0..2**63-1, got {value}")
+        return value
+
+    @field_validator("lon", "lat", mode="before")
+    @classmethod
+    def _refuse_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        # Python counts True as 1: a flag sent by mistake must not become a place.
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number of degrees, got {value}")
         return value
 
     @field_validator("lat")

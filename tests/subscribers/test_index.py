@@ -232,6 +232,8 @@ def test_results_hold_no_key_twice_after_moves():
         ([0.0], [91.2], "latitude must be within -90..90"),
         ([180.5], [0.0], "longitude must be within -180..180"),
         ([np.nan], [0.0], "longitude must be within -180..180"),
+        ([10.0], [True], "lat must be numbers of degrees, got booleans"),
+        (np.array([False]), [10.0], "lon must be numbers of degrees, got booleans"),
         ([0.0, 1.0], [0.0], "same length"),
     ],
 )

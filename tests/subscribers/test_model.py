@@ -37,6 +37,11 @@ def test_a_device_with_a_position_is_accepted():
             "longitude must be within -180..180, got 181.0",
         ),
         ({"kind": "device", "lon": 1.0}, "a device needs both lon and lat"),
+        ({"kind": "device", "lon": 1.0, "lat": True}, "lat must be a number of degrees, got True"),
+        (
+            {"kind": "device", "lon": False, "lat": 1.0},
+            "lon must be a number of degrees, got False",
+        ),
         ({"kind": "area"}, "a watched area needs an area"),
         (
             {
