@@ -70,6 +70,23 @@ def test_three_hours_after_zhengzhou_east_the_area_reaches_beijing_and_wuhan_by_
     assert any(d.mode == "rail" for d in area.discs)
 
 
+def test_a_point_on_the_track_beyond_every_reached_station_is_outside_until_later() -> None:
+    model = SearchArea(LastSeen(*ZHENGZHOU_EAST, SEEN), MultimodalPolicy(rail=RAIL))
+    zhuzhou, hengyang = RAIL.station("ZZQ"), RAIL.station("HYQ")
+    # On the track 50 km south of Zhuzhou West, towards Hengyang East (not yet reached at 3 h).
+    azimuth = GEOD.inv(zhuzhou.lon, zhuzhou.lat, hengyang.lon, hengyang.lat)[0]
+    lon, lat, _ = GEOD.fwd(zhuzhou.lon, zhuzhou.lat, azimuth, 50_000)
+
+    area = model.area(SEEN + timedelta(hours=3))
+    later = model.area(SEEN + timedelta(hours=4))
+
+    assert _distance_to_lines_km(lat, lon) < 1
+    for reached in area.discs:
+        assert GEOD.inv(lon, lat, reached.lon, reached.lat)[2] > reached.radius_m + 161
+    assert not _within(area, (lat, lon))
+    assert _within(later, (lat, lon))
+
+
 def test_without_rail_three_hours_reach_neither_beijing_nor_wuhan() -> None:
     model = SearchArea(LastSeen(*ZHENGZHOU_EAST, SEEN), policy=MultimodalPolicy())
 
