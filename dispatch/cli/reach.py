@@ -12,9 +12,12 @@ import logging
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from geo import Category
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,16 @@ def _geojson_file(option: str, path: Path) -> Any:
         raise _InputError(f"{option} must be a readable GeoJSON file, got {path} ({exc})") from None
 
 
+def _category(name: str) -> Category:
+    from geo import Category
+
+    try:
+        return Category(name)
+    except ValueError:
+        known = ", ".join(c.value for c in Category)
+        raise _InputError(f"--category must be one of {known}, got {name!r}") from None
+
+
 def _compute(
     lat: float,
     lon: float,
@@ -114,7 +127,6 @@ def _compute(
     driving_kmh: float | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from geo import (
-        Category,
         LastSeen,
         MultimodalPolicy,
         SearchArea,
@@ -122,6 +134,7 @@ def _compute(
         load_rail_network,
         load_rail_sample,
     )
+    from geo.modes import on_foot_limit
     from geo.outline import china_outline
 
     since_time, at_time = _time("--since", since), _time("--at", at)
@@ -132,18 +145,28 @@ def _compute(
         raise _InputError(f"--previous ({previous}) must lie between --since and --at")
 
     last_seen = LastSeen(lat=lat, lon=lon, time=since_time)
+    case_category = _category(category)
     rail = None
     if policy_name is PolicyName.TIERS:
         if walking_kmh is not None or driving_kmh is not None:
             raise _InputError("--walking-kmh and --driving-kmh apply to --policy multimodal only")
+        if rail_path is not None or no_rail:
+            raise _InputError("--rail and --no-rail apply to --policy multimodal only")
         policy: TiersPolicy | MultimodalPolicy = TiersPolicy()
+    elif on_foot_limit(case_category) is not None and (
+        walking_kmh is not None or driving_kmh is not None or rail_path is not None
+    ):
+        raise _InputError(
+            f"--walking-kmh, --driving-kmh and --rail do not apply to {category}: a lost child "
+            "on foot walks at the pace of its age band, up to its distance cap"
+        )
     else:
         if not no_rail:
             rail = load_rail_network(rail_path) if rail_path is not None else load_rail_sample()
         speeds = {"walking_kmh": walking_kmh, "driving_kmh": driving_kmh}
         policy = MultimodalPolicy(rail=rail, **{k: v for k, v in speeds.items() if v is not None})
 
-    model = SearchArea(last_seen, policy, Category(category))
+    model = SearchArea(last_seen, policy, case_category)
     if perimeter is not None:
         model = model.with_perimeter(_geojson_file("--perimeter", perimeter), perimeter_mode.value)
     if mask is not None:

@@ -146,6 +146,18 @@ BAD_INPUT = [
     ([*BASE, "--driving-kmh", "-5"], "driving_kmh must be greater than zero, got -5.0"),
     ([*BASE, "--category", "teleported"], "category must be one of"),
     ([*BASE, "--previous", "2026-12-03T12:00:00+08:00"], "--previous"),
+    (
+        [*BASE, "--policy", "tiers", "--no-rail"],
+        "--rail and --no-rail apply to --policy multimodal",
+    ),
+    (
+        [*BASE, "--policy", "tiers", "--walking-kmh", "5"],
+        "--walking-kmh and --driving-kmh apply to --policy multimodal only",
+    ),
+    (
+        [*BASE, "--category", "lost_child_4_6", "--walking-kmh", "9"],
+        "do not apply to lost_child_4_6: a lost child on foot walks at the pace of its age band",
+    ),
 ]
 
 
