@@ -213,6 +213,7 @@ class Service:
                 sse_router=notices_router(self.hub),
                 extra_routers=extra,
                 health=self._health,
+                webhook_secrets=derived_secrets(key),
             )
         )
         logger.info(

@@ -57,6 +57,7 @@ from dispatch.events import (
 )
 from dispatch.metrics import Metrics
 from dispatch.notices.model import MsgType, NoticeBatch, PublicCase
+from dispatch.notices.signing import SecretSource
 from dispatch.reach import CaseArea, check_category, check_perimeter, geojson_feature
 from dispatch.topics import Topics
 from dispatch.vault import Vault
@@ -83,6 +84,7 @@ class ApiContext:
     sse_router: APIRouter | None = None
     extra_routers: list[tuple[str, APIRouter]] = field(default_factory=list)
     health: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    webhook_secrets: SecretSource | None = None
 
 
 def create_app(context: ApiContext) -> FastAPI:
@@ -328,13 +330,22 @@ def create_app(context: ApiContext) -> FastAPI:
         stored = context.registry.upsert(subscriber) if context.registry is not None else subscriber
         public = stored.model_dump(mode="json", exclude_none=True)
         await publish(context.topics.subscribers, stored.id, SubscriberUpserted(subscriber=public))
-        return {"id": stored.id, "kind": stored.kind, "status": "subscribed"}
+        answer: dict[str, Any] = {"id": stored.id, "kind": stored.kind, "status": "subscribed"}
+
+        # A webhook receiver needs its Standard Webhooks secret to verify what it is sent.
+        if stored.channel.kind == "webhook" and context.webhook_secrets is not None:
+            answer["webhook_secret"] = context.webhook_secrets(stored.id)
+        return answer
 
     @app.post("/v1/subscribers", status_code=201, tags=["subscribers"])
     async def create_subscriber(
         request: Request, who: Principal = Depends(platform)
     ) -> dict[str, Any]:
-        """Subscribe a device, a watched area or a platform (platform)."""
+        """Subscribe a device, a watched area or a platform (platform).
+
+        A webhook subscriber's answer carries ``webhook_secret`` (``whsec_...``), the Standard
+        Webhooks secret its receiver verifies each notice's signature with.
+        """
         return await upsert_subscriber(await _json_object(request))
 
     @app.put("/v1/subscribers/{subscriber_id}", tags=["subscribers"])

@@ -15,10 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer
+from standardwebhooks import Webhook
 
 from dispatch.clock import ManualClock
-from dispatch.service import Service
+from dispatch.notices.signing import derived_secrets
+from dispatch.notices.webhook import WebhookSender
+from dispatch.service import Service, service_key
 from dispatch.settings import Settings
 from dispatch.topics import DEAD_REASON_HEADER
 from tests.dispatch.harness import START, case_body, device, eventually, prefix
@@ -291,3 +295,53 @@ async def test_a_malformed_event_on_cases_is_parked_with_its_reason_and_work_goe
         await consumer.stop()
     assert any("not JSON" in reason for reason in reasons), reasons
     assert any("c-ghost is unknown" in reason for reason in reasons), reasons
+
+
+async def test_a_webhook_subscriber_gets_the_secret_that_verifies_what_the_service_signs(
+    api: Any,
+) -> None:
+    client, tokens, service = api
+    platform = _auth(tokens["platform"])
+    verified: list[bool] = []
+    secrets: dict[str, str] = {}
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            Webhook(secrets[request.query["as"]]).verify(body, dict(request.headers))
+        except Exception:
+            verified.append(False)
+            return web.Response(status=400)
+        verified.append(True)
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", hook)
+    runner = web.AppRunner(receiver)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    url = f"http://127.0.0.1:{port}/hook"
+    try:
+        for name in ("hook-1", "hook-2"):
+            body = device(name, 10, {"kind": "webhook", "url": url})
+            response = await client.post("/v1/subscribers", headers=platform, json=body)
+            assert response.status_code == 201, response.text
+            secrets[name] = response.json()["webhook_secret"]
+        assert secrets["hook-1"].startswith("whsec_") and secrets["hook-1"] != secrets["hook-2"]
+
+        # The delivery worker's sender, with the secrets it derives from the service's key.
+        notice = json.dumps({"subscriber_id": "hook-1", "type": "Alert"}).encode()
+        async with WebhookSender(derived_secrets(service_key(service.settings.data_dir))) as sender:
+            good = await sender.send(f"{url}?as=hook-1", "d-1", "hook-1", notice)
+            forged = await sender.send(f"{url}?as=hook-2", "d-2", "hook-1", notice)
+    finally:
+        await runner.cleanup()
+    assert good.delivered and not forged.delivered
+    assert verified == [True, False]
+
+    sse = await client.post(
+        "/v1/subscribers", headers=platform, json=device("sse-1", 10, {"kind": "sse"})
+    )
+    assert sse.status_code == 201 and "webhook_secret" not in sse.json()
