@@ -194,6 +194,18 @@ def create_app(context: ApiContext) -> FastAPI:
         """Add a sighting (police): the area restarts there and the alerted get an Update."""
         changeable(case_id)
         not_in_future(body.time, "time")
+
+        # The area grows from the latest time the child was seen; an older sighting would
+        # restart it from further back and widen it, so it is refused.
+        found = open_case(case_id)
+        last_seen = (
+            found.last_seen if isinstance(found, CaseReported) else found.area_inputs.last_seen
+        )
+        if body.time < last_seen.time:
+            raise InvalidInput(
+                "a sighting must not be earlier than the last-seen time "
+                f"{last_seen.time.isoformat()}, got {body.time.isoformat()}"
+            )
         event = SightingAdded(
             case_id=case_id,
             sighting=LastSeen(lat=body.lat, lon=body.lon, time=body.time),

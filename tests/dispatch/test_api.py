@@ -345,3 +345,25 @@ async def test_a_webhook_subscriber_gets_the_secret_that_verifies_what_the_servi
         "/v1/subscribers", headers=platform, json=device("sse-1", 10, {"kind": "sse"})
     )
     assert sse.status_code == 201 and "webhook_secret" not in sse.json()
+
+
+async def test_a_sighting_earlier_than_the_last_seen_time_is_refused_and_changes_nothing(
+    api: Any,
+) -> None:
+    client, tokens, service = api
+    police = _auth(tokens["police"])
+    await eventually(lambda: service.view.get("c-known") is not None, what="the first dispatch")
+    before = (await client.get("/v1/cases/c-known", headers=police)).json()
+    topic_before = await _cases_topic(service)
+
+    last_seen = START - timedelta(minutes=30)
+    earlier = {"lat": 30.5, "lon": 114.3, "time": (last_seen - timedelta(hours=3)).isoformat()}
+    response = await client.post("/v1/cases/c-known/sightings", headers=police, json=earlier)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == (
+        "a sighting must not be earlier than the last-seen time "
+        f"{last_seen.isoformat()}, got {(last_seen - timedelta(hours=3)).isoformat()}"
+    )
+    assert len(await _cases_topic(service)) == len(topic_before)
+    assert (await client.get("/v1/cases/c-known", headers=police)).json() == before
