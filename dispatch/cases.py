@@ -5,6 +5,13 @@ Lifecycle::
     reported ──(first tick at once)──▶ open ──tick on schedule──▶ open
                                          │ sighting / perimeter: tick at once, Update to alerted
                                          └ resolved: Cancel to exactly the alerted ──▶ resolved
+                                         │ a dispatch fails (its area cannot be computed)
+                                         ▼
+                                       failed ──sighting / perimeter: tick at once──▶ open
+                                         └ resolved: Cancel to exactly the alerted ──▶ resolved
+
+A failed case stops ticking: what made its area fail does not change with time, and retrying
+at every tick would log the same error forever. Its ``failure`` says why, for the police.
 
 The state is plain data and survives a crash or a rebalance by being written, after every
 dispatch, to the compacted ``dispatch.state`` topic (in the same Kafka transaction as the
@@ -94,8 +101,9 @@ class CaseState:
     area_inputs: CaseArea
     reported_at: datetime
     private_commitment: str | None = None
-    status: Literal["open", "resolving", "resolved"] = "open"
+    status: Literal["open", "resolving", "resolved", "failed"] = "open"
     outcome: str | None = None
+    failure: str | None = None
     tick: int = -1
     last_tick_at: datetime | None = None
     previous_area: BaseGeometry | None = None
@@ -155,6 +163,18 @@ class CaseState:
         self.update_pending = True
         self.next_tick_at = now
 
+    def fail(self, reason: str) -> None:
+        """Stop ticking: a dispatch of the case failed for ``reason``."""
+        self.status = "failed"
+        self.failure = reason
+        self.next_tick_at = None
+
+    def recover(self) -> None:
+        """Tick again after its area's inputs changed (a no-op on a case that had not failed)."""
+        if self.status == "failed":
+            self.status = "open"
+            self.failure = None
+
     def resolve(self, outcome: str, now: datetime) -> None:
         """Close the case: the next dispatch (at once) is the Cancel, then it stops ticking."""
         self.status = "resolving"
@@ -192,6 +212,7 @@ class CaseState:
             "private_commitment": self.private_commitment,
             "status": self.status,
             "outcome": self.outcome,
+            "failure": self.failure,
             "tick": self.tick,
             "last_tick_at": self.last_tick_at.isoformat() if self.last_tick_at else None,
             "previous_area": (
@@ -228,6 +249,7 @@ class CaseState:
             private_commitment=data.get("private_commitment"),
             status=data["status"],
             outcome=data.get("outcome"),
+            failure=data.get("failure"),
             tick=data["tick"],
             last_tick_at=_instant(data.get("last_tick_at")),
             previous_area=(

@@ -59,17 +59,19 @@ from aiokafka.structs import ConsumerRecord
 from dispatch.cases import CaseState
 from dispatch.clock import Clock
 from dispatch.directory import Directory, key_of
-from dispatch.errors import DispatchError, MalformedEvent
+from dispatch.errors import DispatchError, InvalidInput, MalformedEvent
 from dispatch.events import (
     CaseReported,
     CaseResolved,
     PerimeterSet,
     SightingAdded,
     SubscriberDeleted,
+    check_not_future,
     cloudevent_headers,
     decode_case_event,
     decode_subscriber_event,
     event_id_of,
+    redacted_body,
 )
 from dispatch.lifecycle import event_time, lifecycle_record
 from dispatch.metrics import Metrics
@@ -129,6 +131,7 @@ class Dispatcher:
         self._pending_restore: set[int] = set()
         self._owned: set[int] = set()
         self._moved: list[tuple[int, float, float]] = []
+        self._parked: list[tuple[ConsumerRecord[Any, Any], str]] = []
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._producer: AIOKafkaProducer | None = None
@@ -243,6 +246,7 @@ class Dispatcher:
                         if subscriber is not None:
                             devices.append(subscriber)
                 self._flush_devices(pending)
+                await self._send_parked()
                 if devices and self.ready.is_set():
                     self._moved += [(key_of(s.id), float(s.lon), float(s.lat)) for s in devices]
                 if not self.ready.is_set():
@@ -304,18 +308,33 @@ class Dispatcher:
         pending.clear()
 
     def _park_plain(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
-        """Park an unreadable event (outside any transaction) on its dead-letter topic."""
-        assert self._plain_producer is not None
-        topic = self.topics.dead_letter_of(record.topic)
+        """Queue an unreadable event for its dead-letter topic (sent by :meth:`_send_parked`)."""
         logger.warning(
             "event parked topic=%s offset=%d reason=%s", record.topic, record.offset, reason
         )
         self.metrics.dead_letters.labels(topic=record.topic).inc()
-        asyncio.ensure_future(
-            self._plain_producer.send(
-                topic, record.value, key=record.key, headers=_dead_headers(record, reason)
+        self._parked.append((record, reason))
+
+    async def _send_parked(self) -> None:
+        """Send the queued parked events, outside any transaction, each one acknowledged.
+
+        Their bodies are redacted (:func:`~dispatch.events.redacted_body`): a subscriber's body
+        holds its exact position.
+        """
+        if not self._parked:
+            return
+        assert self._plain_producer is not None
+        parked, self._parked = self._parked, []
+        futures = [
+            await self._plain_producer.send(
+                self.topics.dead_letter_of(record.topic),
+                redacted_body(record.value),
+                key=record.key,
+                headers=_dead_headers(record, reason),
             )
-        )
+            for record, reason in parked
+        ]
+        await asyncio.gather(*futures)
 
     # -- ownership -----------------------------------------------------------------------
 
@@ -384,7 +403,7 @@ class Dispatcher:
         )
 
     def _open_count(self) -> int:
-        return sum(1 for state in self.cases.values() if state.status != "resolved")
+        return sum(1 for state in self.cases.values() if state.status in ("open", "resolving"))
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -430,10 +449,11 @@ class Dispatcher:
                 error,
             )
             self.metrics.dead_letters.labels(topic=record.topic).inc()
+            # Never the body as read: an event refused for a private field would carry it on.
             dead = (
                 self.topics.cases_dead,
                 record.key,
-                record.value,
+                redacted_body(record.value),
                 _dead_headers(record, str(error)),
             )
             await self._commit(None, None, offsets, extra=[dead])
@@ -472,6 +492,7 @@ class Dispatcher:
                     f"case {event.case_id} was reported already; file a new case id"
                 )
             check_category(event.case.category)
+            check_not_future(event.last_seen.time, now, "last_seen.time")
             if event.perimeter is not None:
                 check_perimeter(event.perimeter)
             state = CaseState.reported(event, partition, now)
@@ -487,15 +508,26 @@ class Dispatcher:
         state = known_state
         if event_id in state.applied:
             return None
-        if state.status != "open":
+        if state.status not in ("open", "failed"):
             raise MalformedEvent(f"case {event.case_id} is closed; it cannot change any more")
         if isinstance(event, PerimeterSet):
             check_perimeter(event.perimeter)
+        if isinstance(event, SightingAdded):
+            check_not_future(event.sighting.time, now, "sighting.time")
+            last_seen = state.area_inputs.last_seen.time
+            if event.sighting.time < last_seen:
+                # It would restart the area from an older point, and so enlarge it.
+                raise InvalidInput(
+                    f"sighting.time must not be before the case's last-seen time "
+                    f"{last_seen.isoformat()}, got {event.sighting.time.isoformat()}"
+                )
         state.remember_event(event_id)
         if isinstance(event, SightingAdded):
             state.add_sighting(event.sighting, now)
+            state.recover()
         elif isinstance(event, PerimeterSet):
             state.set_perimeter(event.perimeter, event.mode, now)
+            state.recover()
         elif isinstance(event, CaseResolved):
             state.resolve(event.outcome, now)
             logger.info("case resolving case=%s outcome=%s", event.case_id, event.outcome)
@@ -506,13 +538,20 @@ class Dispatcher:
         now = self.clock.now()
         try:
             dispatch = self.planner.due(state, now)
-        except ValueError:
-            # A case whose area cannot be computed must not stop every other case: it is
-            # logged once and tried again at the next interval.
-            logger.exception("dispatch failed case=%s; retried at the next tick", state.case_id)
-            state.next_tick_at = self.config.schedule.next_tick(
-                state.area_inputs.last_seen.time, now
+        except ValueError as error:
+            # A case whose area cannot be computed must not stop every other case, nor fail
+            # again at every tick: its inputs do not change by themselves, so it stops ticking,
+            # "failed" with the reason in its state, until a sighting or a perimeter changes
+            # them, or a resolution cancels what it had sent.
+            logger.error(
+                "dispatch failed case=%s tick=%d reason=%s; the case stops ticking",
+                state.case_id,
+                state.tick + 1,
+                error,
+                exc_info=True,
             )
+            state.fail(str(error))
+            self.metrics.open_cases.set(self._open_count())
             return None
         if dispatch is not None:
             dispatch.started_s = started

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
@@ -38,6 +38,13 @@ DEFAULT_SOURCE = "urn:wayhome:api"
 
 CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _CASE_ID = re.compile(CASE_ID_PATTERN)
+
+# How far ahead of the service's clock a last-seen or sighting time may be (clocks differ a
+# little between a police system and wayhome); the API and the dispatcher refuse beyond it.
+FUTURE_TOLERANCE = timedelta(minutes=2)
+
+# The fields of a refused event that may be parked with it: they name the event, never a person.
+_PARKABLE_FIELDS = ("type", "case_id", "subscriber_id")
 
 Headers = list[tuple[str, bytes]]
 
@@ -77,7 +84,15 @@ class SightingAdded(_Body):
     type: Literal["case.sighting"] = "case.sighting"
     case_id: str = Field(pattern=CASE_ID_PATTERN)
     sighting: LastSeen
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(
+        default=None,
+        max_length=2000,
+        description=(
+            "Public police text about the sighting (what the child wore, which way they went). "
+            "It travels on ``cases`` like the case's texts and never in a notice; the log holds a "
+            "commitment to it. It must not name the child or give an identity number."
+        ),
+    )
 
 
 class PerimeterSet(_Body):
@@ -194,6 +209,40 @@ def _body(value: bytes | None, headers: Any) -> dict[str, Any]:
     if "type" not in body and ce_type and ce_type.startswith("org.wayhome."):
         body["type"] = ce_type.removeprefix("org.wayhome.")
     return body
+
+
+def check_not_future(instant: datetime, now: datetime, what: str) -> None:
+    """Refuse a last-seen or sighting time later than ``now`` (beyond the tolerance)."""
+    if instant > now + FUTURE_TOLERANCE:
+        raise MalformedEvent(
+            f"{what} must not be in the future, got {instant.isoformat()} "
+            f"while it is {now.replace(microsecond=0).isoformat()}"
+        )
+
+
+def redacted_body(value: bytes | None) -> bytes | None:
+    """What of a refused event's body may be parked: the fields that name the event, nothing else.
+
+    A refused event may carry what must not travel (a name, an identity number, an exact
+    position), and a dead-letter topic is a topic like any other; so only ``type``,
+    ``case_id`` and ``subscriber_id`` are kept, and only when they are short, plain ids.
+    None when the body is not a JSON object.
+    """
+    if value is None:
+        return None
+    try:
+        body = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    kept: dict[str, Any] = {
+        name: body[name]
+        for name in _PARKABLE_FIELDS
+        if isinstance(body.get(name), str) and _CASE_ID.match(body[name])
+    }
+    kept["redacted"] = True
+    return json.dumps(kept, separators=(",", ":")).encode()
 
 
 def _first_error(error: ValidationError) -> str:

@@ -243,7 +243,9 @@ class Planner:
     def tick(self, state: CaseState, now: datetime) -> Dispatch:
         """A scheduled tick (and the Update after a sighting or a perimeter change)."""
         dispatch = Dispatch(state.case_id, state.tick + 1, "tick", now)
-        area = state.area_inputs.area(now)
+        # A last-seen time a little ahead of this clock (within the tolerance events are
+        # checked with) is a difference of clocks: the area is the one at the last-seen time.
+        area = state.area_inputs.area(max(now, state.area_inputs.last_seen.time))
         ids: list[str] = []
 
         if state.update_pending and state.groups:
@@ -303,9 +305,10 @@ class Planner:
     def cancel(self, state: CaseState, now: datetime) -> Dispatch:
         """The Cancel to exactly the alerted set; the case stops ticking."""
         dispatch = Dispatch(state.case_id, state.tick + 1, "cancel", now)
-        area = (
-            state.previous_area if state.previous_area is not None else state.area_inputs.area(now)
-        )
+        area = state.previous_area
+        if area is None:  # never dispatched, so nobody to cancel: the last-seen point will do
+            last_seen = state.area_inputs.last_seen
+            area = shapely.Point(last_seen.lon, last_seen.lat)
         ids = self._to_alerted(state, dispatch, "Cancel", area, list(state.groups))
         state.status = "resolved"
         state.next_tick_at = None
