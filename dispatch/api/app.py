@@ -9,8 +9,9 @@ and CAP document) come from the committed dispatcher state (:mod:`dispatch.casev
 |----------------------------------------|---------------------------|
 | POST /v1/cases, sightings, perimeter, resolution | police          |
 | GET /v1/cases/{id}, /area, /alert.cap  | police, platform, analyst |
-| POST/PUT/DELETE /v1/subscribers        | platform                  |
-| GET /v1/subscribers/{id}/notices (SSE) | platform                  |
+| POST /v1/subscribers                   | platform                  |
+| PUT/DELETE /v1/subscribers/{id}        | the platform token owning it |
+| GET /v1/subscribers/{id}/notices (SSE) | the platform token owning it |
 | GET /v1/ledger/... (tlog-tiles, proofs)| none: the log is public   |
 | GET /healthz, /metrics                 | none                      |
 
@@ -40,7 +41,7 @@ from dispatch.api.models import (
     Resolution,
     Sighting,
 )
-from dispatch.auth import Principal, TokenStore, require_role
+from dispatch.auth import Principal, TokenStore, require_owner, require_role
 from dispatch.cases import CaseState
 from dispatch.caseview import CaseView
 from dispatch.clock import Clock
@@ -329,7 +330,18 @@ def create_app(context: ApiContext) -> FastAPI:
 
     # -- subscribers -----------------------------------------------------------------------
 
-    async def upsert_subscriber(data: dict[str, Any]) -> dict[str, Any]:
+    def known_subscriber(subscriber_id: str) -> bool:
+        if context.registry is not None:
+            return context.registry.get(subscriber_id) is not None
+        return context.tokens.owner_of(subscriber_id) is not None
+
+    def owned(subscriber_id: str, who: Principal) -> None:
+        """Refuse unless ``subscriber_id`` exists and ``who`` is the token that created it."""
+        if not known_subscriber(subscriber_id):
+            raise SubscriberNotFound(f"no subscriber has the id {subscriber_id!r}")
+        require_owner(who, subscriber_id, context.tokens.owner_of(subscriber_id))
+
+    async def upsert_subscriber(data: dict[str, Any], who: Principal) -> dict[str, Any]:
         from subscribers import Subscriber
 
         try:
@@ -339,9 +351,27 @@ def create_app(context: ApiContext) -> FastAPI:
             where = ".".join(str(p) for p in first["loc"])
             message = str(first["msg"]).removeprefix("Value error, ")
             raise InvalidInput(f"{where}: {message}" if where else message) from None
-        stored = context.registry.upsert(subscriber) if context.registry is not None else subscriber
-        public = stored.model_dump(mode="json", exclude_none=True)
-        await publish(context.topics.subscribers, stored.id, SubscriberUpserted(subscriber=public))
+
+        # A new id becomes the caller's; an existing one may be changed only by its owner.
+        if known_subscriber(subscriber.id):
+            owned(subscriber.id, who)
+            claimed = False
+        else:
+            claimed = context.tokens.claim(subscriber.id, who)
+            if not claimed:
+                require_owner(who, subscriber.id, context.tokens.owner_of(subscriber.id))
+        try:
+            stored = (
+                context.registry.upsert(subscriber) if context.registry is not None else subscriber
+            )
+            public = stored.model_dump(mode="json", exclude_none=True)
+            await publish(
+                context.topics.subscribers, stored.id, SubscriberUpserted(subscriber=public)
+            )
+        except BaseException:
+            if claimed:
+                context.tokens.release(subscriber.id)
+            raise
         answer: dict[str, Any] = {"id": stored.id, "kind": stored.kind, "status": "subscribed"}
 
         # A webhook receiver needs its Standard Webhooks secret to verify what it is sent.
@@ -358,7 +388,7 @@ def create_app(context: ApiContext) -> FastAPI:
         A webhook subscriber's answer carries ``webhook_secret`` (``whsec_...``), the Standard
         Webhooks secret its receiver verifies each notice's signature with.
         """
-        return await upsert_subscriber(await _json_object(request))
+        return await upsert_subscriber(await _json_object(request), who)
 
     @app.put("/v1/subscribers/{subscriber_id}", tags=["subscribers"])
     async def put_subscriber(
@@ -370,21 +400,26 @@ def create_app(context: ApiContext) -> FastAPI:
             raise InvalidInput(
                 f"the body's id must be the path's {subscriber_id!r}, got {data['id']!r}"
             )
-        return await upsert_subscriber(data)
+        return await upsert_subscriber(data, who)
 
     @app.delete("/v1/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"])
     async def delete_subscriber(subscriber_id: str, who: Principal = Depends(platform)) -> Response:
-        """Unsubscribe (platform): a tombstone on the compacted topic."""
+        """Unsubscribe (the platform token that created it): a tombstone on the compacted topic."""
+        owned(subscriber_id, who)
         if context.registry is not None and not context.registry.delete(subscriber_id):
             raise SubscriberNotFound(f"no subscriber has the id {subscriber_id!r}")
+        context.tokens.release(subscriber_id)
         headers = cloudevent_headers("subscriber.deleted", source=_SOURCE, time=context.clock.now())
         await context.producer.send_and_wait(
             context.topics.subscribers, None, key=subscriber_id.encode(), headers=headers
         )
         return Response(status_code=204)
 
+    def stream_owner(subscriber_id: str, who: Principal = Depends(platform)) -> None:
+        owned(subscriber_id, who)
+
     if context.sse_router is not None:
-        app.include_router(context.sse_router, dependencies=[Depends(platform)])
+        app.include_router(context.sse_router, dependencies=[Depends(stream_owner)])
     for prefix, router in context.extra_routers:
         app.include_router(router, prefix=prefix)
 

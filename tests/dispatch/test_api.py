@@ -367,3 +367,62 @@ async def test_a_sighting_earlier_than_the_last_seen_time_is_refused_and_changes
     )
     assert len(await _cases_topic(service)) == len(topic_before)
     assert (await client.get("/v1/cases/c-known", headers=police)).json() == before
+
+
+async def test_only_the_platform_token_that_created_a_subscriber_changes_streams_or_deletes_it(
+    api: Any,
+) -> None:
+    client, tokens, service = api
+    owner = _auth(tokens["platform"])
+    other = _auth(service.tokens.create("platform", "another app"))
+    body = device("dev-owned", 10, {"kind": "sse"})
+    assert (await client.post("/v1/subscribers", headers=owner, json=body)).status_code == 201
+
+    moved = {**body, "lon": body["lon"] + 0.1}
+    for response in (
+        await client.post("/v1/subscribers", headers=other, json=moved),
+        await client.put("/v1/subscribers/dev-owned", headers=other, json=moved),
+        await client.delete("/v1/subscribers/dev-owned", headers=other),
+        await client.get("/v1/subscribers/dev-owned/notices", headers=other),
+    ):
+        assert response.status_code == 403, response.text
+        assert "belongs to another platform token" in response.json()["error"]
+    assert service.tokens.owner_of("dev-owned") is not None
+    assert service.app.state.context.registry.get("dev-owned").lon == body["lon"]
+
+    for role in ("analyst", "police"):
+        response = await client.get(
+            "/v1/subscribers/dev-owned/notices", headers=_auth(tokens[role])
+        )
+        assert response.status_code == 403 and "needs a platform token" in response.json()["error"]
+
+    response = await client.put("/v1/subscribers/dev-owned", headers=owner, json=moved)
+    assert response.status_code == 200, response.text
+    assert (await client.delete("/v1/subscribers/dev-owned", headers=owner)).status_code == 204
+    assert service.tokens.owner_of("dev-owned") is None
+
+    # Deleted, its id is free for any platform token again.
+    assert (await client.post("/v1/subscribers", headers=other, json=body)).status_code == 201
+
+
+async def test_the_notices_stream_of_an_unknown_subscriber_is_404(api: Any) -> None:
+    client, tokens, _ = api
+    response = await client.get(
+        "/v1/subscribers/dev-nobody/notices", headers=_auth(tokens["platform"])
+    )
+    assert response.status_code == 404
+    assert response.json()["error"] == "no subscriber has the id 'dev-nobody'"
+
+
+async def test_a_subscriber_imported_by_the_operator_cannot_be_changed_through_the_api(
+    api: Any,
+) -> None:
+    from subscribers import Subscriber
+
+    client, tokens, service = api
+    body = device("dev-imported", 10, {"kind": "sse"})
+    service.app.state.context.registry.upsert(Subscriber.model_validate(body))
+    response = await client.put(
+        "/v1/subscribers/dev-imported", headers=_auth(tokens["platform"]), json=body
+    )
+    assert response.status_code == 403 and "imported by the operator" in response.json()["error"]
