@@ -23,11 +23,14 @@ notices when the broker has transactions). It holds:
   dispatch redone after a crash gets the same notice and delivery ids;
 - the area of the last scheduled tick, whose difference with the area now is the next ring;
 - the alerted set, as groups of subscriber keys by the tick that alerted them and the channel
-  they were alerted on, so a Cancel goes to exactly those subscribers on those channels.
+  they were alerted on, so a Cancel goes to exactly those subscribers on those channels;
+- ``departed``: the id, kind and language of each alerted subscriber deleted since, which the
+  directory no longer knows, so the Cancel still reaches it (see :mod:`dispatch.plan`).
 
-Keys are stored sorted, delta-encoded and deflated: a hundred thousand alerted subscribers
-take tens of kilobytes, well inside one Kafka message. The alternative, one state record per
-alerted subscriber, would make the state topic as large as the notices.
+Keys are stored sorted, delta-encoded and deflated: a hundred thousand alerted subscribers take
+about 0.94 MB (their keys are hashes, so the deltas barely compress), just inside one Kafka
+message at the broker's default limit; past that, the limit must be raised. The alternative, one
+state record per alerted subscriber, would make the state topic as large as the notices.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from dispatch.directory import Contact
 from dispatch.events import CaseReported, LastSeen
 from dispatch.notices.model import NoticeReference, PublicCase
 from dispatch.reach import CaseArea
@@ -112,6 +116,7 @@ class CaseState:
     notices: list[tuple[int, str, NoticeReference]] = field(default_factory=list)
     groups: list[AlertGroup] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
+    departed: dict[int, Contact] = field(default_factory=dict)
     reconcile: bool = False  # in memory only: set when restored, cleared by the next tick
 
     @classmethod
@@ -140,6 +145,17 @@ class CaseState:
 
     def alerted_count(self) -> int:
         return int(sum(len(group.keys) for group in self.groups))
+
+    def remember_departed(self, contacts: list[Contact]) -> bool:
+        """Keep how to reach the alerted among deleted ``contacts``; True when any was alerted."""
+        alerted = self.alerted_keys()
+        found = False
+        for contact in contacts:
+            at = int(np.searchsorted(alerted, contact.key))
+            if at < len(alerted) and alerted[at] == contact.key:
+                self.departed[contact.key] = contact
+                found = True
+        return found
 
     def remember_event(self, event_id: str) -> bool:
         """Record an applied event; False when it had been applied already (a redelivery)."""
@@ -228,6 +244,9 @@ class CaseState:
             ],
             "groups": [group.to_json() for group in self.groups],
             "applied": self.applied,
+            "departed": [
+                [c.key, c.subscriber_id, c.kind, c.language] for c in self.departed.values()
+            ],
         }
         return json.dumps(data, separators=(",", ":")).encode()
 
@@ -265,6 +284,11 @@ class CaseState:
             ],
             groups=[AlertGroup.from_json(group) for group in data.get("groups", [])],
             applied=list(data.get("applied", [])),
+            # The channel of a departed subscriber is the one of its alert group.
+            departed={
+                key: Contact(subscriber_id, kind, "", None, language, key)
+                for key, subscriber_id, kind, language in data.get("departed", [])
+            },
         )
 
 

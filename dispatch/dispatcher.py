@@ -58,7 +58,7 @@ from aiokafka.structs import ConsumerRecord
 
 from dispatch.cases import CaseState
 from dispatch.clock import Clock
-from dispatch.directory import Directory, key_of
+from dispatch.directory import Contact, Directory, key_of
 from dispatch.errors import DispatchError, InvalidInput, MalformedEvent
 from dispatch.events import (
     CaseReported,
@@ -132,6 +132,7 @@ class Dispatcher:
         self._owned: set[int] = set()
         self._moved: list[tuple[int, float, float]] = []
         self._parked: list[tuple[ConsumerRecord[Any, Any], str]] = []
+        self._departed: list[Contact] = []
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._producer: AIOKafkaProducer | None = None
@@ -278,7 +279,9 @@ class Dispatcher:
             event = decode_subscriber_event(record.key, record.value, record.headers)
             if isinstance(event, SubscriberDeleted):
                 self._flush_devices(pending)
-                self.directory.delete(event.subscriber_id)
+                contact = self.directory.contacts.get(key_of(event.subscriber_id))
+                if self.directory.delete(event.subscriber_id) is not None and contact is not None:
+                    self._departed.append(contact)
                 return None
             try:
                 subscriber = Subscriber.model_validate(event.subscriber)
@@ -421,6 +424,7 @@ class Dispatcher:
                         if tp.partition not in self._owned:
                             break
                         await self._on_case_record(tp, record)
+                await self._record_departures()
                 await self._dispatch_moves()
                 await self._dispatch_due()
                 await self._update_lag(consumer)
@@ -563,6 +567,15 @@ class Dispatcher:
             if state.next_tick_at is not None and state.next_tick_at <= now:
                 dispatch = self._run_due(state)
                 await self._commit(state, dispatch, None)
+
+    async def _record_departures(self) -> None:
+        """Keep, in each case that alerted them, how to reach the subscribers deleted since."""
+        if not self._departed:
+            return
+        departed, self._departed = self._departed, []
+        for state in list(self.cases.values()):
+            if state.status != "resolved" and state.remember_departed(departed):
+                await self._commit(state, None, None)
 
     async def _dispatch_moves(self) -> None:
         if not self._moved:

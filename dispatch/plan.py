@@ -12,6 +12,16 @@ and get the same notice ids). Four kinds:
 - ``move``: devices that reported a position inside the case's current area, not yet alerted.
 - ``cancel``: a Cancel to exactly the alerted set, each on the channel it was alerted on.
 
+Who was alerted. The state keeps the alerted as int64 keys grouped by channel, not as contacts.
+Measured at a hundred thousand recipients, the keys take 0.94 MB of state (deflated, base64);
+their ids would add 0.3 MB when they are short sequential ids and 3.1 MB when they are UUIDs,
+past a Kafka message's default limit of 1 MB. An Update or a Cancel finds each key's id and
+language in the directory; the few subscribers deleted after their alert are the exception, kept
+in the state's ``departed`` when the dispatcher sees their deletion, so they are still told, on
+the channel they were alerted on. One deleted while no worker followed the ``subscribers``
+topic, and whose tombstone compaction has removed by the time one does, cannot be told; the
+planner logs how many.
+
 Batches. Recipients of a notice travel ``batch_size`` to a Kafka message
 (:class:`~dispatch.notices.model.NoticeBatch`). The batch's header is serialised once by the
 notice model; each recipient's JSON is cached in the directory, and a batch's value is the
@@ -28,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +55,8 @@ from dispatch.directory import Contact, Directory
 from dispatch.notices.model import MsgType, NoticeBatch, NoticeReference
 from dispatch.reach import area_digest
 from dispatch.schedule import TickSchedule
+
+logger = logging.getLogger(__name__)
 
 _RECIPIENTS_TAIL = b',"recipients":[]}'
 
@@ -204,6 +217,32 @@ class Planner:
                 )
                 recipients += directory.recipient_json(rows[same])
                 ids += directory.subscriber_ids(rows)
+
+                # Deleted since their alert: told from what the state kept of them.
+                unknown = 0
+                for key in np.setdiff1d(group.keys, keys).tolist():
+                    gone = state.departed.get(key)
+                    if gone is None:
+                        unknown += 1
+                        continue
+                    recipients.append(
+                        Contact(
+                            gone.subscriber_id,
+                            gone.kind,
+                            group.channel,
+                            group.target,
+                            gone.language,
+                            key,
+                        ).recipient_json
+                    )
+                    ids.append(gone.subscriber_id)
+                if unknown:
+                    logger.warning(
+                        "alerted subscribers unreachable case=%s msg_type=%s count=%d",
+                        state.case_id,
+                        msg_type,
+                        unknown,
+                    )
                 # The channel it was alerted on, whatever it has changed to since.
                 for key in keys[~same].tolist():
                     moved = directory.contacts[key]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.cases import CaseState, keys_to_text, text_to_keys
-from dispatch.directory import Directory, key_of
+from dispatch.directory import Contact, Directory, key_of
 from dispatch.events import LastSeen, SightingAdded
 from dispatch.notices.model import NoticeBatch
 from dispatch.plan import Planner, text_to_recipients
@@ -113,6 +113,35 @@ def test_the_cancel_goes_to_exactly_the_alerted_on_the_channel_they_were_alerted
     assert set(recipients) == {"a", "b"}
     assert recipients["a"].channel == "webhook" and recipients["b"].channel == "sse"
     assert state.status == "resolved" and planner.due(state, START + timedelta(hours=1)) is None
+
+
+def test_a_subscriber_deleted_after_its_alert_still_gets_the_cancel_on_its_channel() -> None:
+    planner = _planner([device("a", 10, HOOK, language="zh"), device("b", 20, {"kind": "sse"})])
+    state = _case()
+    planner.tick(state, START)
+
+    # "a" is deleted; the dispatcher keeps its contact in the state, which survives a restart.
+    gone = planner.directory.contacts[key_of("a")]
+    planner.directory.delete("a")
+    outsider = planner.directory.contacts[key_of("b")]
+    assert state.remember_departed([gone])
+    assert not CaseState.from_bytes(state.to_bytes()).remember_departed(
+        [Contact("never", "device", "sse", None, "en", key_of("never"))]
+    )
+    state = CaseState.from_bytes(state.to_bytes())
+    assert outsider.key not in state.departed
+
+    state.resolve("found", START + timedelta(minutes=2))
+    cancel = planner.due(state, START + timedelta(minutes=2))
+    assert cancel is not None
+    recipients = {
+        r.subscriber_id: r for v in cancel.batches for r in NoticeBatch.from_bytes(v).recipients
+    }
+    assert set(recipients) == {"a", "b"}
+    assert (recipients["a"].channel, recipients["a"].target) == ("webhook", HOOK["url"])
+    assert recipients["a"].language == "zh"
+    assert cancel.counts["Cancel"] == 2
+    assert sorted(text_to_recipients(cancel.record["recipients"])) == ["a", "b"]
 
 
 def test_case_state_survives_a_round_trip_through_bytes() -> None:
