@@ -20,6 +20,7 @@ Private case fields go to the vault (:mod:`dispatch.vault`) and only their commi
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -147,7 +148,13 @@ def create_app(context: ApiContext) -> FastAPI:
 
     # -- cases -----------------------------------------------------------------------------
 
-    @app.post("/v1/cases", status_code=201, response_model=Accepted, tags=["cases"])
+    @app.post(
+        "/v1/cases",
+        responses=errors.REFUSALS,
+        status_code=201,
+        response_model=Accepted,
+        tags=["cases"],
+    )
     async def file_case(body: CaseFiling, who: Principal = Depends(police)) -> Accepted:
         """File a case (police). The first dispatch runs as soon as the dispatcher reads it."""
         case_id = body.case_id or f"case-{uuid.uuid4().hex[:12]}"
@@ -187,7 +194,11 @@ def create_app(context: ApiContext) -> FastAPI:
         return Accepted(case_id=case_id, event_id=event_id, status="reported", links=links(case_id))
 
     @app.post(
-        "/v1/cases/{case_id}/sightings", status_code=202, response_model=Accepted, tags=["cases"]
+        "/v1/cases/{case_id}/sightings",
+        responses=errors.REFUSALS,
+        status_code=202,
+        response_model=Accepted,
+        tags=["cases"],
     )
     async def add_sighting(
         case_id: str, body: Sighting, who: Principal = Depends(police)
@@ -218,7 +229,11 @@ def create_app(context: ApiContext) -> FastAPI:
         )
 
     @app.put(
-        "/v1/cases/{case_id}/perimeter", status_code=202, response_model=Accepted, tags=["cases"]
+        "/v1/cases/{case_id}/perimeter",
+        responses=errors.REFUSALS,
+        status_code=202,
+        response_model=Accepted,
+        tags=["cases"],
     )
     async def set_perimeter(
         case_id: str, body: Perimeter, who: Principal = Depends(police)
@@ -233,7 +248,11 @@ def create_app(context: ApiContext) -> FastAPI:
         )
 
     @app.post(
-        "/v1/cases/{case_id}/resolution", status_code=202, response_model=Accepted, tags=["cases"]
+        "/v1/cases/{case_id}/resolution",
+        responses=errors.REFUSALS,
+        status_code=202,
+        response_model=Accepted,
+        tags=["cases"],
     )
     async def resolve(case_id: str, body: Resolution, who: Principal = Depends(police)) -> Accepted:
         """Close a case (police): a Cancel reaches exactly those alerted; ticking stops."""
@@ -244,7 +263,9 @@ def create_app(context: ApiContext) -> FastAPI:
             case_id=case_id, event_id=event_id, status="resolving", links=links(case_id)
         )
 
-    @app.get("/v1/cases/{case_id}", response_model=CaseSummary, tags=["cases"])
+    @app.get(
+        "/v1/cases/{case_id}", responses=errors.REFUSALS, response_model=CaseSummary, tags=["cases"]
+    )
     async def get_case(case_id: str, who: Principal = Depends(reader)) -> CaseSummary:
         """The public state of a case."""
         found = open_case(case_id)
@@ -275,7 +296,7 @@ def create_app(context: ApiContext) -> FastAPI:
             links=links(case_id),
         )
 
-    @app.get("/v1/cases/{case_id}/area", tags=["cases"])
+    @app.get("/v1/cases/{case_id}/area", responses=errors.REFUSALS, tags=["cases"])
     async def get_area(case_id: str, who: Principal = Depends(reader)) -> JSONResponse:
         """The search area as a GeoJSON Feature: the area of the last dispatch."""
         found = open_case(case_id)
@@ -299,7 +320,7 @@ def create_app(context: ApiContext) -> FastAPI:
             }
         return JSONResponse(geojson_feature(area, properties), media_type="application/geo+json")
 
-    @app.get("/v1/cases/{case_id}/alert.cap", tags=["cases"])
+    @app.get("/v1/cases/{case_id}/alert.cap", responses=errors.REFUSALS, tags=["cases"])
     async def get_cap(case_id: str, who: Principal = Depends(reader)) -> Response:
         """The case's latest notice as a CAP 1.2 document, in every language the case gives."""
         from dispatch.notices.cap import notice_to_cap_bytes
@@ -379,7 +400,7 @@ def create_app(context: ApiContext) -> FastAPI:
             answer["webhook_secret"] = context.webhook_secrets(stored.id)
         return answer
 
-    @app.post("/v1/subscribers", status_code=201, tags=["subscribers"])
+    @app.post("/v1/subscribers", responses=errors.REFUSALS, status_code=201, tags=["subscribers"])
     async def create_subscriber(
         request: Request, who: Principal = Depends(platform)
     ) -> dict[str, Any]:
@@ -390,7 +411,7 @@ def create_app(context: ApiContext) -> FastAPI:
         """
         return await upsert_subscriber(await _json_object(request), who)
 
-    @app.put("/v1/subscribers/{subscriber_id}", tags=["subscribers"])
+    @app.put("/v1/subscribers/{subscriber_id}", responses=errors.REFUSALS, tags=["subscribers"])
     async def put_subscriber(
         subscriber_id: str, request: Request, who: Principal = Depends(platform)
     ) -> dict[str, Any]:
@@ -402,7 +423,12 @@ def create_app(context: ApiContext) -> FastAPI:
             )
         return await upsert_subscriber(data, who)
 
-    @app.delete("/v1/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"])
+    @app.delete(
+        "/v1/subscribers/{subscriber_id}",
+        responses=errors.REFUSALS,
+        status_code=204,
+        tags=["subscribers"],
+    )
     async def delete_subscriber(subscriber_id: str, who: Principal = Depends(platform)) -> Response:
         """Unsubscribe (the platform token that created it): a tombstone on the compacted topic."""
         owned(subscriber_id, who)
@@ -419,9 +445,13 @@ def create_app(context: ApiContext) -> FastAPI:
         owned(subscriber_id, who)
 
     if context.sse_router is not None:
-        app.include_router(context.sse_router, dependencies=[Depends(stream_owner)])
+        app.include_router(
+            context.sse_router,
+            dependencies=[Depends(stream_owner)],
+            responses=errors.REFUSALS,
+        )
     for prefix, router in context.extra_routers:
-        app.include_router(router, prefix=prefix)
+        app.include_router(router, prefix=prefix, responses={422: errors.REFUSALS[422]})
 
     # -- operations ------------------------------------------------------------------------
 
@@ -442,8 +472,12 @@ def create_app(context: ApiContext) -> FastAPI:
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
         data = await request.json()
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            f"the request body is not valid JSON: {error.msg.lower()} at character {error.pos}"
+        ) from None
     except ValueError:
-        raise InvalidInput("the body must be a JSON object") from None
+        raise InvalidInput("the request body is not valid JSON: it is not UTF-8 text") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"the body must be a JSON object, got {type(data).__name__}")
     return data

@@ -426,3 +426,47 @@ async def test_a_subscriber_imported_by_the_operator_cannot_be_changed_through_t
         "/v1/subscribers/dev-imported", headers=_auth(tokens["platform"]), json=body
     )
     assert response.status_code == 403 and "imported by the operator" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "message"),
+    [
+        ("GET", "/v1/nowhere", 404, "no endpoint is at /v1/nowhere"),
+        ("PATCH", "/v1/cases", 405, "PATCH is not allowed on /v1/cases; it allows POST"),
+        ("GET", "/v1/ledger/tile/0/x999", 400, "tile"),
+        ("GET", "/v1/ledger/proof/99999", 400, "smaller than the tree size"),
+    ],
+)
+async def test_routing_and_ledger_refusals_answer_an_error_sentence(
+    api: Any, method: str, path: str, status: int, message: str
+) -> None:
+    client, _, _ = api
+    response = await client.request(method, path)
+    assert response.status_code == status, response.text
+    assert list(response.json()) == ["error"]
+    assert message in response.json()["error"] and response.json()["error"].strip()
+
+
+@pytest.mark.parametrize("path", ["/v1/cases", "/v1/subscribers"])
+async def test_a_body_that_is_not_json_is_422_with_a_sentence(api: Any, path: str) -> None:
+    client, tokens, _ = api
+    role = "police" if path == "/v1/cases" else "platform"
+    response = await client.post(
+        path,
+        headers={**_auth(tokens[role]), "content-type": "application/json"},
+        content=b'{"case_id": ',
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith("the request body is not valid JSON: ")
+    assert "at character" in response.json()["error"]
+
+
+async def test_openapi_documents_refusals_as_an_error_sentence(api: Any) -> None:
+    client, _, _ = api
+    document = (await client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    assert document["components"]["schemas"]["Refusal"]["required"] == ["error"]
+    responses = document["paths"]["/v1/cases/{case_id}/sightings"]["post"]["responses"]
+    for status in ("401", "403", "404", "409", "422"):
+        schema = responses[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Refusal"}, status
