@@ -35,10 +35,22 @@ lock alone only twice, briefly: to freeze the delta (a fresh one takes its place
 the merged arrays in. In between, with no lock held, it reads the sorted arrays and the frozen
 delta, which nothing writes meanwhile: an update or removal that arrives then hides its keys
 from them (a sorted key set that queries filter by) and writes only the fresh delta; at the
-swap the hidden keys are marked dead in the merged arrays. The update whose points cross the
-threshold runs the merge in its own thread and returns when it is done; one merge runs at a
-time. While it runs the index holds the old and the merged arrays, about twice its
-steady-state bytes.
+swap the hidden keys are marked dead in the merged arrays. While a merge runs the index holds
+the old and the merged arrays, about twice its steady-state bytes.
+
+Threads. ``inside``, ``inside_ring``, ``update`` and ``remove`` do their work on the caller's
+thread and never wait for a merge (only, briefly, for a write or a freeze or swap). When an
+update brings the delta past its threshold, it starts one daemon thread that runs the merge
+and returns at once; the dispatcher calls ``update`` from its event loop, which a merge on
+the caller's thread would stall for seconds. One merge runs at a time: an update during a
+merge only adds to the fresh delta, however far past the threshold that takes it, and the
+merging thread checks the threshold again after each swap and merges again while it is
+exceeded. A background merge that fails keeps every change (the frozen delta goes back into
+the delta), is logged once at error level, and the next update that finds the delta past its
+threshold tries again. ``compact`` merges on the caller's thread: it waits for a merge under
+way, then merges what is left, and raises if that fails; ``wait_for_merge`` only waits.
+Not chosen: leaving the merge on the updating thread and having callers run ``update`` in
+an executor. Every caller would have to know to, and its updates would queue behind a merge.
 
 Chosen against: an STRtree or R-tree over points (a Python object per point, ten times the
 memory, and every candidate still tested), and H3 or S2 cell covers (inexact at the edge,
@@ -173,7 +185,8 @@ class SubscriberIndex:
     Build it with :meth:`from_arrays`. ``inside`` returns the keys whose point satisfies
     ``shapely.contains_xy(geometry, lon, lat)``, in no particular order. ``update`` moves or
     adds points, ``remove`` deletes them; both are seen by the next query, and may be called
-    from other threads while queries run.
+    from other threads while queries run. Merges of moved points run on a thread of their own
+    (see the module docstring); ``compact`` and ``wait_for_merge`` wait for them.
     """
 
     #: Boundary cells holding at most this many points are tested point by point.
@@ -195,6 +208,11 @@ class SubscriberIndex:
         # While a merge runs: the delta it merges, and the keys changed since, whose entries
         # in the sorted arrays and the frozen delta are no longer true.
         self._merging = False
+        # Whether the merging thread runs (or is about to); set, cleared and read under the
+        # exclusive lock, and mirrored by _merge_idle for those who wait for it.
+        self._merger_running = False
+        self._merge_idle = threading.Event()
+        self._merge_idle.set()
         self._frozen_keys: Int64Array = np.empty(0, dtype=np.int64)
         self._frozen_lon: FloatArray = np.empty(0)
         self._frozen_lat: FloatArray = np.empty(0)
@@ -456,8 +474,8 @@ class SubscriberIndex:
         """Move the points of ``keys`` to (lon, lat), adding the keys not yet indexed.
 
         When a key appears more than once in one call, its last position wins. The call that
-        brings the delta past its threshold also merges it, and returns once the merge is done;
-        queries and other updates go on meanwhile.
+        brings the delta past its threshold starts a merge on the merging thread and returns
+        without waiting for it.
         """
         k, x, y = _checked_arrays(keys, lon, lat)
         if not len(k):
@@ -488,9 +506,9 @@ class SubscriberIndex:
                 # (3) everything not rewritten in place goes to the delta.
                 to_delta = ~stay
                 self._delta_put(k[to_delta], x[to_delta], y[to_delta])
-            due = self._merge_due()
-        if due:
-            self._merge(wait=False)
+            start = self._claim_merger()
+        if start:
+            self._start_merger()
 
     def remove(self, keys: Any) -> int:
         """Delete the points of ``keys``; returns how many were there; unknown keys are skipped."""
@@ -510,11 +528,20 @@ class SubscriberIndex:
         return removed
 
     def compact(self) -> None:
-        """Merge pending moves into the sorted arrays and drop dead entries.
+        """Merge pending moves into the sorted arrays and drop dead entries, on this thread.
 
-        Waits for a merge already under way, then merges what arrived since.
+        Waits for a merge already under way, then merges what arrived since; raises what the
+        merge raises, with nothing lost.
         """
-        self._merge(wait=True)
+        self._merge(only_if_due=False)
+
+    def wait_for_merge(self, timeout: float | None = None) -> bool:
+        """Wait for the merging thread to stop: True, or False if ``timeout`` (s) ran out first.
+
+        It stops once the delta is below its threshold or a merge has failed; with no merging
+        thread this returns True at once.
+        """
+        return self._merge_idle.wait(timeout)
 
     def _positions_of(self, keys: Int64Array) -> tuple[Int64Array, npt.NDArray[np.bool_]]:
         """Positions in the sorted arrays of those keys that have one, and which keys do."""
@@ -545,7 +572,8 @@ class SubscriberIndex:
         alive = np.zeros(len(fresh), dtype=bool)
         alive[found] = self._keys[positions] != _DEAD
         alive |= _member(fresh, self._frozen_keys)
-        self._hidden = np.union1d(self._hidden, fresh)
+        # fresh is sorted and disjoint from the hidden keys: a linear insert, no new sort.
+        self._hidden = np.insert(self._hidden, np.searchsorted(self._hidden, fresh), fresh)
         count = int(alive.sum())
         self._hidden_alive += count
         return count
@@ -585,7 +613,55 @@ class SubscriberIndex:
             return False
         return len(self._delta_keys) > max(self.compact_min, self.compact_fraction * self._size())
 
-    def _merge(self, wait: bool) -> None:
+    def _claim_merger(self) -> bool:
+        """Under the exclusive lock: whether to start the merging thread, marked as running."""
+        if self._merger_running or not self._merge_due():
+            return False
+        self._merger_running = True
+        self._merge_idle.clear()
+        return True
+
+    def _start_merger(self) -> None:
+        merger = threading.Thread(
+            target=self._merge_in_background, name="subscriber-index-merge", daemon=True
+        )
+        try:
+            merger.start()
+        except RuntimeError as exc:
+            # No thread to be had: the moves wait in the delta, and the next update tries again.
+            with self._lock.exclusive():
+                self._merger_stopped()
+            logger.error("subscriber index merge not started reason=%s", exc)
+
+    def _merge_in_background(self) -> None:
+        """The merging thread: merge while the delta is past its threshold, then stop."""
+        stopped = False
+        try:
+            while not stopped:
+                self._merge(only_if_due=True)
+
+                # Moves that came during the merge may be due already: merge them too.
+                with self._lock.exclusive():
+                    if not self._merge_due():
+                        self._merger_stopped()
+                        stopped = True
+        except Exception as exc:
+            logger.error(
+                "subscriber index merge failed, moves kept for the next one error=%s reason=%s",
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+        finally:
+            if not stopped:
+                with self._lock.exclusive():
+                    self._merger_stopped()
+
+    def _merger_stopped(self) -> None:
+        self._merger_running = False
+        self._merge_idle.set()
+
+    def _merge(self, only_if_due: bool) -> None:
         """Merge the delta into the sorted arrays, holding the index only to freeze and swap.
 
         (1) Under the exclusive lock, freeze: the delta becomes the frozen delta and a new,
@@ -594,12 +670,11 @@ class SubscriberIndex:
         (2) With no lock held, build the merged arrays from the frozen state.
         (3) Under the exclusive lock, swap them in and mark dead the keys hidden meanwhile.
         """
-        if not self._merge_lock.acquire(blocking=wait):
-            return
+        self._merge_lock.acquire()
         try:
             # (1)
             with self._lock.exclusive():
-                if not wait and not self._merge_due():
+                if only_if_due and not self._merge_due():
                     return
                 self._frozen_keys = self._delta_keys
                 self._frozen_lon = self._delta_lon

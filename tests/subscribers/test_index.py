@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
@@ -178,6 +179,7 @@ def test_compaction_after_many_moves_keeps_every_point_findable():
 
     whole = shapely.box(100, 20, 130, 50)
     assert np.array_equal(np.sort(index.inside(whole)), truth(whole, keys, lon, lat))
+    assert index.wait_for_merge(timeout=60)
     assert index.nbytes <= 48 * len(index)
 
 
@@ -291,3 +293,100 @@ def test_removing_keys_that_are_not_integers_is_refused_with_a_sentence():
     with pytest.raises(InvalidSubscriber, match="keys to remove must be int64"):
         index.remove(["phone-1"])
     assert len(index) == 1
+
+
+def test_an_update_past_the_threshold_returns_while_its_merge_runs_on_another_thread():
+    keys, lon, lat = KEYS[:20_000], LON[:20_000].copy(), LAT[:20_000].copy()
+    index = build(keys, lon, lat)
+    index.compact_min = 1000
+    area = star(113.6, 34.7, [0.5, 0.8, 0.6, 0.9, 0.7])
+    merging, release = threading.Event(), threading.Event()
+    merged_on: list[int] = []
+
+    def hold_merge_open() -> None:
+        merged_on.append(threading.get_ident())
+        merging.set()
+        release.wait(timeout=60)
+
+    index.merge_hook = hold_merge_open
+    lon[:3000] += 0.2
+    index.update(keys[:3000], lon[:3000], lat[:3000])
+    try:
+        # update() has returned, yet the merge it started is still held open.
+        assert merging.wait(timeout=60)
+        assert not index.wait_for_merge(timeout=0)
+        assert np.array_equal(np.sort(index.inside(area)), truth(area, keys, lon, lat))
+        lat[3000:6000] -= 0.2
+        index.update(keys[3000:6000], lon[3000:6000], lat[3000:6000])
+        assert np.array_equal(np.sort(index.inside(area)), truth(area, keys, lon, lat))
+    finally:
+        release.set()
+
+    assert index.wait_for_merge(timeout=60)
+    assert len(merged_on) == 2
+    assert threading.get_ident() not in merged_on
+    assert index.pending == 0
+    assert np.array_equal(np.sort(index.inside(area)), truth(area, keys, lon, lat))
+
+
+def test_compact_waits_for_a_background_merge_then_merges_the_rest():
+    keys, lon, lat = KEYS[:20_000], LON[:20_000].copy(), LAT[:20_000].copy()
+    index = build(keys, lon, lat)
+    index.compact_min = 1000
+    area = star(113.6, 34.7, [0.5, 0.8, 0.6, 0.9, 0.7])
+    merging, release = threading.Event(), threading.Event()
+
+    def hold_first_merge_open() -> None:
+        index.merge_hook = None
+        merging.set()
+        release.wait(timeout=60)
+
+    index.merge_hook = hold_first_merge_open
+    lon[:3000] += 0.2
+    index.update(keys[:3000], lon[:3000], lat[:3000])
+    assert merging.wait(timeout=60)
+    lon[3000:3500] -= 0.2
+    index.update(keys[3000:3500], lon[3000:3500], lat[3000:3500])
+    release.set()
+    index.compact()
+
+    assert index.pending == 0
+    assert np.array_equal(np.sort(index.inside(area)), truth(area, keys, lon, lat))
+
+
+def test_a_failed_background_merge_loses_nothing_is_logged_once_and_is_retried(caplog):
+    keys, lon, lat = KEYS[:20_000], LON[:20_000].copy(), LAT[:20_000].copy()
+    index = build(keys, lon, lat)
+    index.compact_min = 1000
+    area = star(113.6, 34.7, [0.5, 0.8, 0.6, 0.9, 0.7])
+
+    def fail_midway() -> None:
+        index.merge_hook = None
+        lon[2000:4000] -= 0.1
+        index.update(keys[2000:4000], lon[2000:4000], lat[2000:4000])
+        index.remove(keys[4000:4100])
+        lon[4000:4100] = np.nan
+        raise MemoryError("no room for the merged arrays")
+
+    index.merge_hook = fail_midway
+    lon[:3000] += 0.25
+    with caplog.at_level(logging.ERROR, logger="subscribers.index"):
+        index.update(keys[:3000], lon[:3000], lat[:3000])
+        assert index.wait_for_merge(timeout=60)
+
+    # Every change, made before or during the failed merge, is still seen; nothing merged.
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "MemoryError" in errors[0].getMessage()
+    assert "no room for the merged arrays" in errors[0].getMessage()
+    assert index.pending == 4000
+    assert len(index) == len(keys) - 100
+    assert np.array_equal(np.sort(index.inside(area)), truth(area, keys, lon, lat))
+
+    # The next update finds the delta past its threshold and merges again, this time for good.
+    lon[5000:5010] += 1e-7
+    index.update(keys[5000:5010], lon[5000:5010], lat[5000:5010])
+    assert index.wait_for_merge(timeout=60)
+    assert index.pending == 0
+    assert len(index) == len(keys) - 100
+    assert np.array_equal(np.sort(index.inside(area)), truth(area, keys, lon, lat))

@@ -84,8 +84,11 @@ def test_queries_match_a_snapshot_while_another_thread_moves_points_and_merges()
             checked += 1
     finally:
         mover.join()
+    assert index.wait_for_merge(timeout=60)
     assert not errors
-    assert len(merges) > 10
+    # Moves kept coming while the first merge ran, so the merging thread went on to more.
+    assert len(merges) >= 2
+    assert index.pending <= index.compact_min
     assert len(index) == int((~np.isnan(lon)).sum())
     assert np.array_equal(np.sort(index.inside(AREA)), truth(AREA, keys, lon, lat))
 
@@ -158,22 +161,29 @@ def test_a_merge_that_fails_loses_no_change_made_while_it_ran():
     assert np.array_equal(np.sort(index.inside(AREA)), truth(AREA, keys, lon, lat))
 
 
-def test_an_update_past_the_threshold_during_a_merge_does_not_start_another():
+def test_moves_past_the_threshold_during_a_merge_wait_for_it_and_are_merged_next():
     keys, lon, lat = KEYS.copy(), LON.copy(), LAT.copy()
     index = small_merges(SubscriberIndex.from_arrays(keys, lon, lat))
-    merges = []
+    merges: list[tuple[int, int]] = []
 
     def move_more() -> None:
-        merges.append(1)
+        merges.append((threading.get_ident(), index.pending))
         if len(merges) == 1:
             lon[:2000] += 0.05
             index.update(keys[:2000], lon[:2000], lat[:2000])
+            merges.append((threading.get_ident(), index.pending))
 
     index.merge_hook = move_more
     lon[5000:6000] -= 0.05
     index.update(keys[5000:6000], lon[5000:6000], lat[5000:6000])
+    assert index.wait_for_merge(timeout=60)
 
-    # One merge for the first update; the second, made during it, waits in the delta.
-    assert len(merges) == 1
-    assert index.pending == 2000
+    # The update made during the first merge only joined the delta (1000 frozen + 2000 new);
+    # the merging thread merged it once the first merge was done, with no other thread.
+    first, during, second = merges
+    assert first[1] == 1000
+    assert during[1] == 3000
+    assert second[1] == 2000
+    assert first[0] == during[0] == second[0] != threading.get_ident()
+    assert index.pending == 0
     assert np.array_equal(np.sort(index.inside(AREA)), truth(AREA, keys, lon, lat))
