@@ -16,7 +16,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from standardwebhooks import Webhook
 
 from dispatch.clock import ManualClock
@@ -60,17 +60,17 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _cases_topic(service: Service) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        service.topics.cases,
-        bootstrap_servers=service.bootstrap_servers,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=50,
-    )
+async def _cases_published(service: Service) -> int:
+    """How many events the ``cases`` topic holds, from its end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=service.bootstrap_servers)
     await consumer.start()
     try:
-        batch = await consumer.getmany(timeout_ms=1500)
-        return [r.value for records in batch.values() for r in records]
+        await consumer.topics()  # loads the metadata partitions_for_topic reads
+        partitions = consumer.partitions_for_topic(service.topics.cases) or set()
+        offsets = await consumer.end_offsets(
+            [TopicPartition(service.topics.cases, p) for p in partitions]
+        )
+        return sum(offsets.values())
     finally:
         await consumer.stop()
 
@@ -119,13 +119,13 @@ async def test_a_bad_case_gets_a_4xx_with_a_sentence_and_changes_nothing(
     api: Any, change: dict[str, Any], status: int, message: str
 ) -> None:
     client, tokens, service = api
-    before = await _cases_topic(service)
+    before = await _cases_published(service)
     body = {**case_body("c-refused"), **change}
     response = await client.post("/v1/cases", headers=_auth(tokens["police"]), json=body)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
     assert response.json()["error"].strip()
-    assert len(await _cases_topic(service)) == len(before)
+    assert await _cases_published(service) == before
 
 
 @pytest.mark.parametrize(
@@ -354,7 +354,7 @@ async def test_a_sighting_earlier_than_the_last_seen_time_is_refused_and_changes
     police = _auth(tokens["police"])
     await eventually(lambda: service.view.get("c-known") is not None, what="the first dispatch")
     before = (await client.get("/v1/cases/c-known", headers=police)).json()
-    topic_before = await _cases_topic(service)
+    topic_before = await _cases_published(service)
 
     last_seen = START - timedelta(minutes=30)
     earlier = {"lat": 30.5, "lon": 114.3, "time": (last_seen - timedelta(hours=3)).isoformat()}
@@ -365,7 +365,7 @@ async def test_a_sighting_earlier_than_the_last_seen_time_is_refused_and_changes
         "a sighting must not be earlier than the last-seen time "
         f"{last_seen.isoformat()}, got {(last_seen - timedelta(hours=3)).isoformat()}"
     )
-    assert len(await _cases_topic(service)) == len(topic_before)
+    assert await _cases_published(service) == topic_before
     assert (await client.get("/v1/cases/c-known", headers=police)).json() == before
 
 
@@ -470,3 +470,59 @@ async def test_openapi_documents_refusals_as_an_error_sentence(api: Any) -> None
     for status in ("401", "403", "404", "409", "422"):
         schema = responses[status]["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/Refusal"}, status
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body"),
+    [
+        ("/v1/cases/c-known/sightings", "POST", {"lat": 30.5, "lon": 200, "time": "x"}),
+        (
+            "/v1/cases/c-known/sightings",
+            "POST",
+            {"lat": 30.5, "lon": 114.3, "time": (START + timedelta(hours=1)).isoformat()},
+        ),
+        (
+            "/v1/cases/c-known/perimeter",
+            "PUT",
+            {"geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1]]]}},
+        ),
+        ("/v1/cases/c-known/perimeter", "PUT", {"geometry": {"type": "Point"}, "mode": "wipe"}),
+    ],
+)
+async def test_a_refused_sighting_or_perimeter_leaves_the_case_as_it_was(
+    api: Any, path: str, method: str, body: dict[str, Any]
+) -> None:
+    client, tokens, service = api
+    police = _auth(tokens["police"])
+    await eventually(lambda: service.view.get("c-known") is not None, what="the first dispatch")
+    kept = ("status", "last_seen", "category", "outcome")
+    before = (await client.get("/v1/cases/c-known", headers=police)).json()
+    topic_before = await _cases_published(service)
+
+    response = await client.request(method, path, headers=police, json=body)
+
+    assert response.status_code == 422 and response.json()["error"].strip()
+    assert await _cases_published(service) == topic_before
+    after = (await client.get("/v1/cases/c-known", headers=police)).json()
+    assert {k: after.get(k) for k in kept} == {k: before.get(k) for k in kept}
+
+
+async def test_a_refused_subscriber_upsert_leaves_the_subscriber_as_it_was(api: Any) -> None:
+    client, tokens, service = api
+    platform = _auth(tokens["platform"])
+    body = device("dev-kept", 10, {"kind": "sse"})
+    assert (await client.post("/v1/subscribers", headers=platform, json=body)).status_code == 201
+    registry = service.app.state.context.registry
+    before = registry.get("dev-kept")
+
+    for change in (
+        {"lat": 123},
+        {"channel": {"kind": "webhook", "url": "ftp://nowhere"}},
+        {"id": "dev-other"},
+    ):
+        response = await client.put(
+            "/v1/subscribers/dev-kept", headers=platform, json={**body, **change}
+        )
+        assert response.status_code == 422, response.text
+        assert registry.get("dev-kept") == before
+    assert registry.get("dev-other") is None and service.tokens.owner_of("dev-other") is None
