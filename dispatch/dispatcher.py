@@ -74,7 +74,7 @@ from dispatch.events import (
     redacted_body,
 )
 from dispatch.lifecycle import event_time, lifecycle_record
-from dispatch.metrics import Metrics
+from dispatch.metrics import Metrics, consumer_lag
 from dispatch.plan import Dispatch, Planner
 from dispatch.reach import check_category, check_perimeter
 from dispatch.schedule import TickSchedule
@@ -257,9 +257,7 @@ class Dispatcher:
                     if not remaining:
                         logger.info("subscribers caught up count=%d", len(self.directory))
                         self.ready.set()
-                lag = 0
-                for tp in partitions:
-                    lag += max(0, (consumer.highwater(tp) or 0) - await consumer.position(tp))
+                lag = await consumer_lag(consumer)
                 self.metrics.consumer_lag.labels(topic=self.topics.subscribers).set(lag)
         finally:
             await consumer.stop()
@@ -430,13 +428,7 @@ class Dispatcher:
                 await self._update_lag(consumer)
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
-        lag = 0
-        for tp in consumer.assignment():
-            end = consumer.highwater(tp)
-            if self.config.exactly_once:
-                end = consumer.last_stable_offset(tp) or end
-            if end is not None:
-                lag += max(0, end - await consumer.position(tp))
+        lag = await consumer_lag(consumer, committed_only=self.config.exactly_once)
         self.metrics.consumer_lag.labels(topic=self.topics.cases).set(lag)
 
     async def _on_case_record(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:

@@ -8,8 +8,9 @@
 - ``wayhome_dispatch_seconds``: from the start of a dispatch to its notices committed on Kafka.
 - ``wayhome_delivery_latency_seconds``: from a notice's ``sent`` time to its delivery to one
   recipient (one observation per delivery, on the service's clock).
-- ``wayhome_consumer_lag{topic}``: messages between the dispatcher's position and the end of the
-  partitions it consumes, summed per topic.
+- ``wayhome_consumer_lag{topic}``: messages between a consumer's position and the end of the
+  partitions it is assigned, summed per topic: the dispatcher's on ``cases`` and
+  ``subscribers``, the delivery worker's on ``notices``, the recorder's on ``dispatches``.
 - ``wayhome_dead_letters_total{topic}``: events parked on a dead-letter topic.
 
 They live in one registry (not the process-global default), so two services in one test
@@ -18,7 +19,12 @@ process do not collide.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
 
 
 class Metrics:
@@ -69,3 +75,19 @@ class Metrics:
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+async def consumer_lag(consumer: AIOKafkaConsumer, *, committed_only: bool = False) -> int:
+    """Messages between ``consumer``'s position and the end of its assigned partitions.
+
+    ``committed_only`` measures to the last stable offset, as a ``read_committed`` consumer
+    sees the end of a partition that has transactions open.
+    """
+    lag = 0
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if committed_only:
+            end = consumer.last_stable_offset(tp) or end
+        if end is not None:
+            lag += max(0, end - await consumer.position(tp))
+    return lag

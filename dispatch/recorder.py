@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,7 @@ from chain.errors import ChainError
 from chain.recipients import pseudonym
 from dispatch.events import cloudevent_headers
 from dispatch.lifecycle import LIFECYCLE_KINDS
+from dispatch.metrics import consumer_lag
 from dispatch.plan import case_secret, text_to_recipients
 
 logger = logging.getLogger(__name__)
@@ -71,8 +73,10 @@ class Recorder:
         group_id: str = "wayhome-recorder",
         fetch_max_wait_ms: int = 200,
         ledger_topic: str | None = None,
+        on_lag: Callable[[int], None] | None = None,
     ) -> None:
         self.ledger = ledger
+        self.on_lag = on_lag
         self.ledger_topic = ledger_topic
         self._producer = (
             AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
@@ -122,6 +126,8 @@ class Recorder:
             if not batch:
                 self.ledger.tick()
                 await self._publish()
+                if self.on_lag is not None:
+                    self.on_lag(await consumer_lag(self._consumer, committed_only=True))
                 continue
             for records in batch.values():
                 for message in records:
@@ -129,6 +135,8 @@ class Recorder:
             self.ledger.flush()
             await self._consumer.commit()
             await self._publish()
+            if self.on_lag is not None:
+                self.on_lag(await consumer_lag(self._consumer, committed_only=True))
 
     async def _publish(self) -> None:
         """Put the entries the log gained, and its checkpoint, on the ``ledger`` topic."""

@@ -140,6 +140,7 @@ class Service:
                 group_id=f"{settings.topic_prefix}recorder",
                 ledger_topic=self.topics.ledger,
                 fetch_max_wait_ms=fetch_wait_ms,
+                on_lag=self.metrics.consumer_lag.labels(topic=self.topics.dispatches).set,
             )
             await self.recorder.start()
 
@@ -245,6 +246,7 @@ class Service:
             enable_idempotence=not self.embedded and self.settings.exactly_once(False),
             on_delivered=lambda _channel, latency_s: latency.observe(max(0.0, latency_s)),
             on_parked=lambda topic: dead_letters.labels(topic=topic).inc(),
+            on_lag=self.metrics.consumer_lag.labels(topic=self.topics.notices).set,
             clock=self.clock.now,
             stop=self._delivery_stop,
         )

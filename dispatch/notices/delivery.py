@@ -37,6 +37,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from pydantic import ValidationError
 
+from dispatch.metrics import consumer_lag
 from dispatch.notices.model import NoticeBatch, Recipient
 from dispatch.notices.rendering import NoticeRenderer
 from dispatch.notices.signing import SecretSource
@@ -295,11 +296,14 @@ class DeliveryWorker:
         max_batches: int = 64,
         poll_timeout_ms: int = 500,
         isolation_level: str = "read_committed",
+        on_lag: Callable[[int], None] | None = None,
     ) -> None:
         self.deliverer = deliverer
         self.topic = topic
         self.max_batches = max_batches
         self.poll_timeout_ms = poll_timeout_ms
+        self.on_lag = on_lag
+        self._committed_only = isolation_level == "read_committed"
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -367,6 +371,8 @@ class DeliveryWorker:
                 report.dead,
             )
         self.report.add(report)
+        if self.on_lag is not None:
+            self.on_lag(await consumer_lag(self._consumer, committed_only=self._committed_only))
         return report
 
     async def run(self) -> None:
@@ -390,6 +396,7 @@ async def run_delivery_worker(
     enable_idempotence: bool = True,
     on_delivered: Callable[[str, float], None] | None = None,
     on_parked: Callable[[str], None] | None = None,
+    on_lag: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     stop: asyncio.Event | None = None,
 ) -> DeliveryReport:
@@ -399,7 +406,8 @@ async def run_delivery_worker(
     ``enable_idempotence`` is False, as it must be on the embedded broker, which refuses it),
     webhook connection pool and consumer; ``store`` and ``hub`` are the caller's, shared with
     the API in ``serve``. ``on_delivered``, ``on_parked`` and ``clock`` are the
-    :class:`Deliverer`'s metric hooks and the clock its latencies are measured by.
+    :class:`Deliverer`'s metric hooks and the clock its latencies are measured by; ``on_lag``
+    is given the worker's lag on ``notices`` after each poll.
     """
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
@@ -428,6 +436,7 @@ async def run_delivery_worker(
                 topic=notices_topic(topic_prefix),
                 group_id=group_id,
                 poll_timeout_ms=poll_timeout_ms,
+                on_lag=on_lag,
             )
             await worker.start()
             try:

@@ -68,6 +68,14 @@ async def _topic_values(bootstrap: str, topic: str, everything: bool = False) ->
     return values
 
 
+def _lag(service: Service, topic: str) -> float | None:
+    """The service's ``wayhome_consumer_lag`` of ``topic``, or None when it has none yet."""
+    for line in service.metrics.exposition().decode().splitlines():
+        if line.startswith(f'wayhome_consumer_lag{{topic="{topic}"}}'):
+            return float(line.split()[-1])
+    return None
+
+
 def _latency_count(service: Service) -> float:
     """How many deliveries the service's delivery-latency histogram has observed."""
     for line in service.metrics.exposition().decode().splitlines():
@@ -227,6 +235,12 @@ async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
             what="the log entries",
         )
         service.ledger.flush()
+
+        # Every consumer of the service reports its lag, and all of them have caught up.
+        for topic in ("cases", "subscribers", "notices", "dispatches"):
+            name = f"{settings.topic_prefix}{topic}"
+            await eventually(lambda name=name: _lag(service, name) == 0, what=f"{name}'s lag")
+
         report = verify_store(service.ledger.store)
         entries = service.ledger.entries(0, service.ledger.size)
         records = [parse_entry(e).record for e in entries]
