@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from chain.entries import open_entry, parse_entry
 from chain.verify import verify_store
@@ -404,4 +404,91 @@ async def test_every_outcome_cancels_the_alerted_and_is_logged_with_the_perimete
     finally:
         await api.stop()
         await receiver.stop()
+        await service.stop()
+
+
+@pytest.mark.kafka
+async def test_a_case_filed_by_a_plain_producer_reaches_platforms_on_their_kafka_topics(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # A platform's own client writes JSON with no CloudEvents headers, as kcat would; the
+    # notices of a device and a whole-country platform, both on Kafka channels, land on the
+    # topics they named, and so does the Cancel.
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        data_dir=tmp_path,
+        topic_prefix=prefix(),
+        partitions=2,
+        fetch_max_wait_ms=50,
+        worker_id=f"plain-{tmp_path.name[-12:]}",
+        delivery_guarantee="exactly_once",
+    )
+    partner_topic = f"{settings.topic_prefix}partner.alerts"
+    service = await Service(settings, ManualClock(START)).start()
+    assert service.app is not None and service.tokens is not None
+    api = await ApiServer(service.app).start()
+    platform = {"Authorization": f"Bearer {service.tokens.create('platform')}"}
+    channel = {"kind": "kafka", "topic": partner_topic}
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+            for body in (
+                device("phone-k", 20, channel),
+                {"id": "partner", "kind": "platform", "channel": channel},
+            ):
+                response = await client.post("/v1/subscribers", headers=platform, json=body)
+                assert response.status_code == 201, response.text
+        assert service.dispatcher is not None
+        await eventually(lambda: len(service.dispatcher.directory) == 2, what="subscribers")
+
+        reported = case_body("c-plain")
+        reported |= {
+            "type": "case.reported",
+            "case": {
+                "case_id": "c-plain",
+                "category": "vehicle_abduction",
+                "texts": reported["texts"],
+            },
+            "reported_at": START.isoformat(),
+        }
+        for field in ("category", "texts", "private"):
+            reported.pop(field, None)
+        resolved = {
+            "type": "case.resolved",
+            "case_id": "c-plain",
+            "outcome": "found",
+            "resolved_at": (START + timedelta(minutes=5)).isoformat(),
+        }
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                Topics(settings.topic_prefix).cases, json.dumps(reported).encode(), key=b"c-plain"
+            )
+
+            async def on_partner_topic(msg_type: str) -> set[str]:
+                notices = [
+                    json.loads(v) for v in await _topic_values(kafka_bootstrap, partner_topic)
+                ]
+                return {n["subscriber_id"] for n in notices if n["type"] == msg_type}
+
+            alerted: set[str] = set()
+            for _ in range(20):
+                alerted = await on_partner_topic("Alert")
+                if alerted == {"phone-k", "partner"}:
+                    break
+            assert alerted == {"phone-k", "partner"}
+
+            await producer.send_and_wait(
+                Topics(settings.topic_prefix).cases, json.dumps(resolved).encode(), key=b"c-plain"
+            )
+            cancelled: set[str] = set()
+            for _ in range(20):
+                cancelled = await on_partner_topic("Cancel")
+                if cancelled == alerted:
+                    break
+            assert cancelled == alerted
+        finally:
+            await producer.stop()
+    finally:
+        await api.stop()
         await service.stop()
