@@ -25,7 +25,6 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -46,7 +45,13 @@ from dispatch.auth import Principal, TokenStore, require_owner, require_role
 from dispatch.cases import CaseState
 from dispatch.caseview import CaseView
 from dispatch.clock import Clock
-from dispatch.errors import CaseConflict, CaseNotFound, InvalidInput, SubscriberNotFound
+from dispatch.errors import (
+    CaseConflict,
+    CaseNotFound,
+    InvalidInput,
+    MalformedEvent,
+    SubscriberNotFound,
+)
 from dispatch.events import (
     CaseReported,
     CaseResolved,
@@ -54,6 +59,7 @@ from dispatch.events import (
     PerimeterSet,
     SightingAdded,
     SubscriberUpserted,
+    check_not_future,
     cloudevent_headers,
     encode,
 )
@@ -66,7 +72,6 @@ from dispatch.vault import Vault
 
 logger = logging.getLogger(__name__)
 
-_FUTURE_TOLERANCE = timedelta(minutes=2)
 _SOURCE = "urn:wayhome:api"
 
 
@@ -125,12 +130,11 @@ def create_app(context: ApiContext) -> FastAPI:
         return event_id
 
     def not_in_future(instant: Any, what: str) -> None:
-        now = context.clock.now()
-        if instant > now + _FUTURE_TOLERANCE:
-            raise InvalidInput(
-                f"{what} must not be in the future, got {instant.isoformat()} "
-                f"while it is {now.replace(microsecond=0).isoformat()}"
-            )
+        # The dispatcher holds events from Kafka to the same rule, with the same tolerance.
+        try:
+            check_not_future(instant, context.clock.now(), what)
+        except MalformedEvent as exc:
+            raise InvalidInput(str(exc)) from None
 
     def open_case(case_id: str) -> CaseState | CaseReported:
         state = context.view.get(case_id)
@@ -142,8 +146,10 @@ def create_app(context: ApiContext) -> FastAPI:
         raise CaseNotFound(f"no case has the id {case_id!r}")
 
     def changeable(case_id: str) -> None:
+        # A failed case can still change: a sighting or a perimeter gives its area new inputs,
+        # and a resolution sends the Cancel to whoever it had alerted.
         found = open_case(case_id)
-        if isinstance(found, CaseState) and found.status != "open":
+        if isinstance(found, CaseState) and found.status not in ("open", "failed"):
             raise CaseConflict(f"case {case_id} is {found.status}; a closed case cannot change")
 
     # -- cases -----------------------------------------------------------------------------
@@ -292,6 +298,7 @@ def create_app(context: ApiContext) -> FastAPI:
             last_tick_at=found.last_tick_at,
             next_tick_at=found.next_tick_at,
             alerted=found.alerted_count(),
+            failure=found.failure,
             private_commitment=found.private_commitment,
             links=links(case_id),
         )

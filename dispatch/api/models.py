@@ -82,5 +82,7 @@ class CaseSummary(BaseModel):
     last_tick_at: AwareDatetime | None = None
     next_tick_at: AwareDatetime | None = None
     alerted: int
+    #: Why the case stopped ticking, when its status is ``failed``.
+    failure: str | None = None
     private_commitment: str | None = None
     links: dict[str, str] = {}

@@ -16,16 +16,18 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from standardwebhooks import Webhook
 
+from dispatch.cases import CaseState
 from dispatch.clock import ManualClock
 from dispatch.notices.signing import derived_secrets
 from dispatch.notices.webhook import WebhookSender
 from dispatch.service import Service, service_key
 from dispatch.settings import Settings
 from dispatch.topics import DEAD_REASON_HEADER
-from tests.dispatch.harness import START, case_body, device, eventually, prefix
+from tests.dispatch.harness import START, ZHENGZHOU, case_body, device, eventually, prefix
+from tests.dispatch.kafka_io import report_event
 
 pytestmark = pytest.mark.tansu
 
@@ -526,3 +528,28 @@ async def test_a_refused_subscriber_upsert_leaves_the_subscriber_as_it_was(api: 
         assert response.status_code == 422, response.text
         assert registry.get("dev-kept") == before
     assert registry.get("dev-other") is None and service.tokens.owner_of("dev-other") is None
+
+
+async def test_a_failed_case_shows_why_and_can_still_be_resolved(api: Any) -> None:
+    client, tokens, service = api
+    event = report_event("c-failed", *ZHENGZHOU, START - timedelta(minutes=30), START)
+    state = CaseState.reported(event, 0, START)
+    state.fail("the perimeter is not a valid polygon")
+    producer = AIOKafkaProducer(bootstrap_servers=service.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(service.topics.state, state.to_bytes(), key=b"c-failed")
+    finally:
+        await producer.stop()
+    await eventually(
+        lambda: service.view.get("c-failed") is not None, what="the failed case in the view"
+    )
+
+    summary = (await client.get("/v1/cases/c-failed", headers=_auth(tokens["analyst"]))).json()
+    assert summary["status"] == "failed"
+    assert summary["failure"] == "the perimeter is not a valid polygon"
+
+    response = await client.post(
+        "/v1/cases/c-failed/resolution", headers=_auth(tokens["police"]), json={"outcome": "found"}
+    )
+    assert response.status_code == 202, response.text
