@@ -10,6 +10,7 @@ One root, so the API can map every failure to an HTTP status in one table
     ├── SubscriberNotFound  no subscriber has that id                                → 404
     ├── Unauthenticated     no bearer token, or one wayhome does not know            → 401
     ├── Forbidden           the token's role may not do this                         → 403
+    ├── Shredded            the case's private fields were crypto-shredded           → 410
     └── MalformedEvent      an event on a topic cannot be read (goes to dead letters)
 
 Messages are sentences that say what was wrong and what would be right. They never carry a
@@ -45,6 +46,10 @@ class Unauthenticated(DispatchError):
 
 class Forbidden(DispatchError):
     """The token's role does not allow this action."""
+
+
+class Shredded(DispatchError):
+    """The case's private fields were crypto-shredded: their key is gone for good."""
 
 
 class MalformedEvent(DispatchError):

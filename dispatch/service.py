@@ -11,8 +11,9 @@ starts its parts in dependency order (broker, topics, recorder, dispatcher, deli
 and stops them in reverse.
 
 Files in the data dir: ``service.key`` (32 random bytes: the root of the recipients'
-pseudonym keys and of the webhook secrets), ``tokens.sqlite3``, ``vault.sqlite3``,
-``subscribers.sqlite3``, ``deliveries.sqlite3`` and ``ledger/`` (the log and its keys). With
+pseudonym keys and of the webhook secrets), ``tokens.sqlite3``, ``vault.sqlite3`` and its
+``vault-keys.sqlite3`` (the cases' data keys), ``subscribers.sqlite3``, ``deliveries.sqlite3``
+and ``ledger/`` (the log and its keys). With
 ``WAYHOME_DATABASE_URL`` set, subscribers and deliveries live in PostgreSQL instead (PostGIS for
 the subscribers); tokens, the vault and the log stay in the data dir.
 """

@@ -1,95 +1,246 @@
-"""The vault: a case's private fields, encrypted at rest with a key of its own.
+"""The vault: a case's private fields, sealed under the case's data key until retention ends.
 
 The API accepts a case's private fields (the child's name, identity numbers, a guardian's
-phone) and hands them only to the vault. The vault
+phone) and hands them only to the vault. The vault is a thin seam over :mod:`chain.privacy`:
 
-1. draws a fresh 256-bit key per case and encrypts the fields with AES-256-GCM (the case id is
-   the associated data, so a ciphertext moved to another case does not decrypt);
-2. computes a salted commitment, SHA-256 over a random salt and the fields' canonical JSON
-   (RFC 8785), which is the only trace of them that travels: on the ``cases`` event and into
-   the log. Whoever holds the fields and the salt can later prove what was filed; whoever
-   holds only the commitment learns nothing;
-3. crypto-shreds on request: deleting the key makes the ciphertext unreadable for good, which
-   is how retention ends without rewriting anything that was replicated.
+1. it commits to the fields' canonical JSON (RFC 8785) with ``chain.privacy``'s salted
+   commitment; that commitment is the only trace of the fields that travels, on the ``cases``
+   event and into the ``case_opened`` entry of the log, where ``chain.privacy.open_commitment``
+   checks it against fields and salt;
+2. it seals the opening (salt and fields) with the case's data key (:class:`CaseKeys`, AES-256-GCM
+   bound to the case id and the field), in this file; the keys live in a file of their own
+   beside it (``<name>-keys.sqlite3``), which a deployment may put behind a KMS;
+3. it crypto-shreds: :meth:`Vault.shred` destroys the case's data key, drops the sealed
+   opening and leaves a tombstone (case id, when). Nothing on the log changes, so every proof
+   still verifies; the fields can never be read again.
 
-The keys sit in the same SQLite file as the ciphertexts here; a deployment that wants them
-apart puts this file's key table behind a KMS. ``chain.privacy`` carries the same scheme for
-the log's side; this module is the seam the API uses.
+A vault file written before it used ``chain.privacy`` (its own SHA-256 commitment, keys in
+the same file) is migrated when opened: each opening is resealed under ``CaseKeys`` and keeps
+its old commitment, which the log already holds and which :meth:`Vault.open` still checks;
+a case whose key was already gone becomes a tombstone without a time. The old tables are
+then dropped with ``secure_delete`` on, so the old keys' bytes do not stay in the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import sqlite3
 import threading
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import rfc8785
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from dispatch.errors import CaseNotFound
+from chain.errors import PrivacyError, ShreddedError
+from chain.privacy import SALT_BYTES, CaseKeys, open_commitment
+from dispatch.errors import CaseConflict, CaseNotFound, Shredded
+
+logger = logging.getLogger(__name__)
+
+FIELD = "private"
+"""The field name the opening is sealed under (part of its associated data)."""
+
+SCHEME = "privacy/v1"
+"""``chain.privacy``'s HMAC commitment over the fields' canonical JSON."""
+
+LEGACY_SCHEME = "sha256/v0"
+"""SHA-256 over salt and canonical JSON, made by vaults before ``chain.privacy``."""
+
+PrivateStatus = Literal["sealed", "shredded"]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS case_keys (case_id TEXT PRIMARY KEY, data_key BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS private_fields (
-    case_id TEXT PRIMARY KEY, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL
-);
+CREATE TABLE IF NOT EXISTS sealed_private (
+    case_id TEXT PRIMARY KEY,
+    scheme TEXT,
+    commitment TEXT,
+    sealed BLOB,
+    shredded INTEGER NOT NULL DEFAULT 0,
+    shredded_at TEXT
+)
 """
 
 
-def commitment(salt: bytes, fields: dict[str, Any]) -> str:
-    """Hex SHA-256 over the salt and the fields' canonical JSON."""
+def keys_path_for(path: Path) -> Path:
+    """Where the vault at ``path`` keeps its data keys: a file of their own beside it."""
+    return path.with_name(f"{path.stem}-keys{path.suffix}")
+
+
+def legacy_commitment(salt: bytes, fields: dict[str, Any]) -> str:
+    """The commitment old vaults made: hex SHA-256 over the salt and the canonical JSON."""
     return hashlib.sha256(salt + rfc8785.dumps(fields)).hexdigest()
 
 
 class Vault:
-    """Private case fields, one AES-GCM key per case, in SQLite."""
+    """Private case fields, sealed with ``chain.privacy``'s per-case keys, in SQLite."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keys_path: Path | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False)
         self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.executescript(_SCHEMA)
+        self._keys = CaseKeys(keys_path or keys_path_for(path))
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA secure_delete=ON")
+        self._db.execute(_SCHEMA)
+        self._migrate()
+
+    # -- sealing and opening -----------------------------------------------------------------
 
     def seal(self, case_id: str, fields: dict[str, Any]) -> str:
-        """Encrypt ``fields`` under a new key of the case; returns the commitment."""
-        salt = os.urandom(32)
-        key = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(12)
-        plaintext = json.dumps({"salt": salt.hex(), "fields": fields}).encode()
-        ciphertext = AESGCM(key).encrypt(nonce, plaintext, case_id.encode())
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO case_keys VALUES (?, ?)", (case_id, key))
+        """Seal ``fields`` under the case's data key; returns the hex commitment to them."""
+        if self.status(case_id) == "shredded":
+            raise CaseConflict(f"the private fields of case {case_id} were shredded; use a new id")
+        try:
+            digest, sealed = self._keys.seal_commitment(case_id, FIELD, rfc8785.dumps(fields))
+        except ShreddedError:
+            raise CaseConflict(
+                f"the data key of case {case_id} was shredded; use a new id"
+            ) from None
+        with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO private_fields VALUES (?, ?, ?)",
-                (case_id, nonce, ciphertext),
+                "INSERT OR REPLACE INTO sealed_private (case_id, scheme, commitment, sealed) "
+                "VALUES (?, ?, ?, ?)",
+                (case_id, SCHEME, digest.hex(), sealed),
             )
-        return commitment(salt, fields)
+        return digest.hex()
 
     def open(self, case_id: str) -> dict[str, Any]:
-        """The case's private fields and salt; CaseNotFound when absent or shredded."""
-        with self._lock:
-            key_row = self._db.execute(
-                "SELECT data_key FROM case_keys WHERE case_id = ?", (case_id,)
-            ).fetchone()
-            data_row = self._db.execute(
-                "SELECT nonce, ciphertext FROM private_fields WHERE case_id = ?", (case_id,)
-            ).fetchone()
-        if key_row is None or data_row is None:
-            raise CaseNotFound(f"case {case_id} has no private fields, or they were shredded")
-        plaintext = AESGCM(key_row[0]).decrypt(data_row[0], data_row[1], case_id.encode())
-        opened: dict[str, Any] = json.loads(plaintext)
-        return opened
+        """The case's fields and the salt of their commitment, checked against it.
 
-    def shred(self, case_id: str) -> bool:
-        """Destroy the case's key; its ciphertext can never be read again."""
-        with self._lock, self._db:
-            cursor = self._db.execute("DELETE FROM case_keys WHERE case_id = ?", (case_id,))
-        return cursor.rowcount > 0
+        Raises :class:`Shredded` once the case was shredded, :class:`CaseNotFound` when the
+        vault never held fields of the case.
+        """
+        row = self._row(case_id)
+        if row is None:
+            raise CaseNotFound(f"the vault holds no private fields of case {case_id}")
+        scheme, commitment, sealed, shredded, shredded_at = row
+        if shredded or sealed is None:
+            raise Shredded(_shredded_sentence(case_id, shredded_at))
+        try:
+            opening = self._keys.open(case_id, FIELD, bytes(sealed))
+        except ShreddedError:
+            raise Shredded(_shredded_sentence(case_id, shredded_at)) from None
+
+        if scheme == LEGACY_SCHEME:
+            opened: dict[str, Any] = json.loads(opening)
+            if legacy_commitment(bytes.fromhex(opened["salt"]), opened["fields"]) != commitment:
+                raise PrivacyError(f"the private fields of case {case_id} fail their commitment")
+            return opened
+
+        salt, value = opening[:SALT_BYTES], opening[SALT_BYTES:]
+        open_commitment(bytes.fromhex(commitment), value, salt)
+        return {"salt": salt.hex(), "fields": json.loads(value)}
+
+    # -- shredding ---------------------------------------------------------------------------
+
+    def shred(self, case_id: str, at: datetime) -> bool:
+        """Destroy the case's data key and sealed fields; False when it was shredded already.
+
+        The key goes first, so that even a failure after it leaves nothing readable.
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT shredded FROM sealed_private WHERE case_id = ?", (case_id,)
+            ).fetchone()
+            if row is not None and row[0]:
+                return False
+            self._keys.shred(case_id)
+            self._db.execute(
+                "INSERT INTO sealed_private (case_id, shredded, shredded_at) VALUES (?, 1, ?) "
+                "ON CONFLICT (case_id) DO UPDATE SET sealed = NULL, shredded = 1, "
+                "shredded_at = excluded.shredded_at",
+                (case_id, at.isoformat()),
+            )
+        logger.info("private fields shredded case=%s", case_id)
+        return True
+
+    def status(self, case_id: str) -> PrivateStatus | None:
+        """``sealed``, ``shredded``, or None when the vault knows nothing of the case."""
+        row = self._row(case_id)
+        if row is None:
+            return None
+        return "shredded" if row[3] else "sealed"
+
+    def shredded_at(self, case_id: str) -> datetime | None:
+        """When the case was shredded (None if it was not, or before the vault kept times)."""
+        row = self._row(case_id)
+        return datetime.fromisoformat(row[4]) if row is not None and row[4] else None
+
+    def shredded_cases(self) -> set[str]:
+        """The ids of every case shredded."""
+        with self._lock:
+            rows = self._db.execute("SELECT case_id FROM sealed_private WHERE shredded = 1")
+            return {case_id for (case_id,) in rows}
 
     def close(self) -> None:
         self._db.close()
+        self._keys.close()
+
+    def _row(self, case_id: str) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._db.execute(
+                "SELECT scheme, commitment, sealed, shredded, shredded_at FROM sealed_private "
+                "WHERE case_id = ?",
+                (case_id,),
+            ).fetchone()
+        return row
+
+    # -- migration ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Move a vault file of the old layout onto ``CaseKeys``, keeping its commitments."""
+        tables = {
+            name
+            for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if "private_fields" not in tables:
+            return
+        old_keys: dict[str, bytes] = {}
+        if "case_keys" in tables:
+            old_keys = dict(self._db.execute("SELECT case_id, data_key FROM case_keys"))
+        rows = self._db.execute("SELECT case_id, nonce, ciphertext FROM private_fields").fetchall()
+
+        # (1) reseal each opening under its case's data key (a rerun reuses the same key)
+        migrated: list[tuple[str, str | None, bytes | None, int]] = []
+        for case_id, nonce, ciphertext in rows:
+            key = old_keys.get(case_id)
+            if key is None:
+                self._keys.shred(case_id)
+                migrated.append((case_id, None, None, 1))
+                continue
+            try:
+                plaintext = AESGCM(key).decrypt(nonce, ciphertext, case_id.encode())
+            except InvalidTag:
+                raise PrivacyError(
+                    f"the old vault's fields of case {case_id} do not decrypt; the file is damaged"
+                ) from None
+            opened = json.loads(plaintext)
+            commitment = legacy_commitment(bytes.fromhex(opened["salt"]), opened["fields"])
+            migrated.append((case_id, commitment, self._keys.seal(case_id, FIELD, plaintext), 0))
+
+        # (2) the new rows and the end of the old tables, in one transaction
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO sealed_private "
+                "(case_id, scheme, commitment, sealed, shredded) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (case_id, LEGACY_SCHEME, c, sealed, gone)
+                    for case_id, c, sealed, gone in migrated
+                ],
+            )
+            self._db.execute("DROP TABLE private_fields")
+            self._db.execute("DROP TABLE IF EXISTS case_keys")
+            self._db.execute("COMMIT")
+        logger.info("vault migrated onto per-case data keys cases=%d", len(migrated))
+
+
+def _shredded_sentence(case_id: str, shredded_at: str | None) -> str:
+    when = f" at {shredded_at}" if shredded_at else ""
+    return (
+        f"the private fields of case {case_id} were shredded{when}; "
+        "they cannot be decrypted any more, only their commitment on the log remains"
+    )

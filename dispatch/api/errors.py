@@ -28,6 +28,7 @@ from dispatch.errors import (
     Forbidden,
     InvalidInput,
     MalformedEvent,
+    Shredded,
     SubscriberNotFound,
     Unauthenticated,
 )
@@ -42,6 +43,7 @@ STATUS_OF: dict[type[DispatchError], int] = {
     CaseConflict: 409,
     Unauthenticated: 401,
     Forbidden: 403,
+    Shredded: 410,
 }
 
 

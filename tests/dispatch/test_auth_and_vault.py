@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from chain.entries import canonical
+from chain.privacy import open_commitment
 from dispatch.auth import TokenStore, require_owner, require_role
-from dispatch.errors import CaseNotFound, Forbidden, InvalidInput, Unauthenticated
-from dispatch.vault import Vault, commitment
+from dispatch.errors import CaseNotFound, Forbidden, InvalidInput, Shredded, Unauthenticated
+from dispatch.vault import Vault, legacy_commitment
+from tests.dispatch.harness import START
 
 
 def test_a_token_is_stored_only_as_its_hash_and_authenticates_its_role(tmp_path: Path) -> None:
@@ -78,18 +85,66 @@ def test_private_fields_are_sealed_per_case_and_gone_once_shredded(tmp_path: Pat
     vault = Vault(tmp_path / "vault.sqlite3")
     fields = {"name": "Wang Xiaoming", "id_number": "410102201901010011"}
     digest = vault.seal("c-1", fields)
-    assert len(digest) == 64
+    assert len(digest) == 64 and vault.status("c-1") == "sealed"
     opened = vault.open("c-1")
     assert opened["fields"] == fields
-    assert commitment(bytes.fromhex(opened["salt"]), fields) == digest
 
-    rows = (
-        sqlite3.connect(tmp_path / "vault.sqlite3")
-        .execute("SELECT ciphertext FROM private_fields")
-        .fetchall()
-    )
-    assert all(b"Wang" not in row[0] for row in rows)
+    # The commitment is chain.privacy's: it opens to the fields' canonical JSON and the salt.
+    open_commitment(bytes.fromhex(digest), canonical(fields), bytes.fromhex(opened["salt"]))
 
-    assert vault.shred("c-1")
-    with pytest.raises(CaseNotFound, match="shredded"):
+    for name in ("vault.sqlite3", "vault-keys.sqlite3"):
+        assert b"Wang" not in (tmp_path / name).read_bytes()
+
+    assert vault.shred("c-1", START)
+    assert not vault.shred("c-1", START + timedelta(hours=1)), "a second shred is a no-op"
+    assert vault.status("c-1") == "shredded" and vault.shredded_at("c-1") == START
+    with pytest.raises(Shredded, match="cannot be decrypted"):
         vault.open("c-1")
+    with pytest.raises(CaseNotFound, match="no private fields"):
+        vault.open("c-never")
+    vault.close()
+
+
+def _old_vault(path: Path, cases: dict[str, dict[str, str]], key_gone: str) -> dict[str, str]:
+    """A vault file as written before the vault used chain.privacy; the commitments it made."""
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE case_keys (case_id TEXT PRIMARY KEY, data_key BLOB NOT NULL);"
+        "CREATE TABLE private_fields (case_id TEXT PRIMARY KEY, nonce BLOB NOT NULL, "
+        "ciphertext BLOB NOT NULL);"
+    )
+    made: dict[str, str] = {}
+    for case_id, fields in cases.items():
+        salt, key, nonce = os.urandom(32), AESGCM.generate_key(bit_length=256), os.urandom(12)
+        plaintext = json.dumps({"salt": salt.hex(), "fields": fields}).encode()
+        sealed = AESGCM(key).encrypt(nonce, plaintext, case_id.encode())
+        db.execute("INSERT INTO private_fields VALUES (?, ?, ?)", (case_id, nonce, sealed))
+        if case_id != key_gone:
+            db.execute("INSERT INTO case_keys VALUES (?, ?)", (case_id, key))
+        made[case_id] = legacy_commitment(salt, fields)
+    db.commit()
+    db.close()
+    return made
+
+
+def test_an_old_vault_is_migrated_and_keeps_its_commitments(tmp_path: Path) -> None:
+    path = tmp_path / "vault.sqlite3"
+    fields = {"name": "Li Hua", "id_number": "410102201801010022"}
+    made = _old_vault(path, {"c-old": fields, "c-gone": {"name": "Zhao Lei"}}, key_gone="c-gone")
+
+    vault = Vault(path)
+    opened = vault.open("c-old")
+    assert opened["fields"] == fields
+    assert legacy_commitment(bytes.fromhex(opened["salt"]), fields) == made["c-old"]
+    with pytest.raises(Shredded):
+        vault.open("c-gone")
+    vault.close()
+
+    tables = {
+        row[0]
+        for row in sqlite3.connect(path).execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        )
+    }
+    assert tables == {"sealed_private"}
+    assert Vault(path).open("c-old")["fields"] == fields, "a second open finds it migrated"
