@@ -64,9 +64,13 @@ def synthetic_devices(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 async def _subscribe(
-    client: httpx.AsyncClient, token: str, bodies: list[dict[str, Any]], progress: Progress
+    client: httpx.AsyncClient,
+    token: str,
+    bodies: list[dict[str, Any]],
+    progress: Progress,
+    description: str,
 ) -> None:
-    task = progress.add_task("subscribing synthetic devices", total=len(bodies))
+    task = progress.add_task(description, total=len(bodies))
     headers = {"Authorization": f"Bearer {token}"}
     semaphore = asyncio.Semaphore(32)
 
@@ -122,7 +126,9 @@ async def run_demo(
                 console=console,
             ) as progress:
                 devices = synthetic_devices(subscribers, seed=1)
-                await _subscribe(client, platform, devices, progress)
+                await _subscribe(
+                    client, platform, devices, progress, "subscribing synthetic devices"
+                )
                 await _subscribe(
                     client,
                     platform,
@@ -135,6 +141,7 @@ async def run_demo(
                         }
                     ],
                     progress,
+                    "subscribing a platform for Henan",
                 )
                 assert service.dispatcher is not None
                 while len(service.dispatcher.directory) < subscribers + 1:
