@@ -107,6 +107,7 @@ class CaseState:
     private_commitment: str | None = None
     status: Literal["open", "resolving", "resolved", "failed"] = "open"
     outcome: str | None = None
+    resolved_at: datetime | None = None
     failure: str | None = None
     tick: int = -1
     last_tick_at: datetime | None = None
@@ -195,6 +196,7 @@ class CaseState:
         """Close the case: the next dispatch (at once) is the Cancel, then it stops ticking."""
         self.status = "resolving"
         self.outcome = outcome
+        self.resolved_at = now
         self.next_tick_at = now
 
     def remember_notice(self, tick: int, msg_type: str, reference: NoticeReference) -> None:
@@ -228,6 +230,7 @@ class CaseState:
             "private_commitment": self.private_commitment,
             "status": self.status,
             "outcome": self.outcome,
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
             "failure": self.failure,
             "tick": self.tick,
             "last_tick_at": self.last_tick_at.isoformat() if self.last_tick_at else None,
@@ -268,6 +271,7 @@ class CaseState:
             private_commitment=data.get("private_commitment"),
             status=data["status"],
             outcome=data.get("outcome"),
+            resolved_at=_instant(data.get("resolved_at")),
             failure=data.get("failure"),
             tick=data["tick"],
             last_tick_at=_instant(data.get("last_tick_at")),

@@ -37,6 +37,7 @@ from dispatch.clock import AcceleratedClock, Clock, SystemClock
 from dispatch.dispatcher import Dispatcher, DispatcherConfig
 from dispatch.metrics import Metrics
 from dispatch.recorder import Recorder
+from dispatch.retention import run_sweeps, shred_expired
 from dispatch.schedule import TickSchedule
 from dispatch.settings import Settings
 from dispatch.topics import Topics, ensure_topics
@@ -95,11 +96,13 @@ class Service:
         self.view: CaseView | None = None
         self.ledger: Any = None
         self.tokens: TokenStore | None = None
+        self.vault: Vault | None = None
         self.hub: Any = None
         self.app: FastAPI | None = None
         self._producer: AIOKafkaProducer | None = None
         self._delivery_stop = asyncio.Event()
         self._delivery_task: asyncio.Task[Any] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
         self._closers: list[Any] = []
 
     async def start(self) -> Service:
@@ -189,7 +192,7 @@ class Service:
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
         await self._producer.start()
         self.tokens = TokenStore(data_dir / "tokens.sqlite3")
-        vault = Vault(data_dir / "vault.sqlite3")
+        self.vault = vault = Vault(data_dir / "vault.sqlite3")
         from subscribers import PostgisRegistry, SqliteRegistry
 
         registry: Any = (
@@ -217,6 +220,11 @@ class Service:
                 health=self._health,
                 webhook_secrets=derived_secrets(key),
             )
+        )
+
+        # (6) retention: resolved cases' private fields are shredded once their time is up
+        self._retention_task = asyncio.create_task(
+            run_sweeps(self.clock, self.shred_expired), name="retention"
         )
         logger.info(
             "service started kafka=%s embedded=%s exactly_once=%s",
@@ -252,6 +260,16 @@ class Service:
             stop=self._delivery_stop,
         )
 
+    def shred_expired(self) -> list[str]:
+        """Shred the private fields of every case resolved ``retention_days`` ago or more.
+
+        What the hourly retention task runs; the ids of the cases it shredded now.
+        """
+        if self.vault is None or self.view is None:
+            return []
+        states = list(self.view.states.values())
+        return shred_expired(self.vault, states, self.clock.now(), self.settings.retention_days)
+
     async def _health(self) -> dict[str, Any]:
         dispatcher = self.dispatcher
         return {
@@ -264,6 +282,11 @@ class Service:
         }
 
     async def stop(self) -> None:
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._retention_task
+            self._retention_task = None
         if self._delivery_task is not None:
             self._delivery_stop.set()
             self._delivery_task.cancel()

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     transaction_timeout_ms: int = Field(
         default=15000, ge=1000, description="How long a dead worker's open transaction is kept."
     )
+    retention_days: int = Field(
+        default=30,
+        ge=0,
+        description=(
+            "Days a resolved case's private fields are kept; then their vault key is destroyed "
+            "(checked at start and every hour). 0: at the next check."
+        ),
+    )
     clock_speed: float = Field(
         default=1.0, gt=0, description="Speed of the service clock; above 1 for simulations."
     )

@@ -285,6 +285,7 @@ def create_app(context: ApiContext) -> FastAPI:
                 tick=-1,
                 alerted=0,
                 private_commitment=found.private_commitment,
+                private=context.vault.status(case_id),
                 links=links(case_id),
             )
         return CaseSummary(
@@ -300,6 +301,8 @@ def create_app(context: ApiContext) -> FastAPI:
             alerted=found.alerted_count(),
             failure=found.failure,
             private_commitment=found.private_commitment,
+            private=context.vault.status(case_id),
+            private_shredded_at=context.vault.shredded_at(case_id),
             links=links(case_id),
         )
 

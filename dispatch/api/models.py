@@ -85,4 +85,8 @@ class CaseSummary(BaseModel):
     #: Why the case stopped ticking, when its status is ``failed``.
     failure: str | None = None
     private_commitment: str | None = None
+    #: ``sealed`` while the vault can open the case's private fields, ``shredded`` once their
+    #: key was destroyed (retention or police); None when the case was filed without any.
+    private: Literal["sealed", "shredded"] | None = None
+    private_shredded_at: AwareDatetime | None = None
     links: dict[str, str] = {}
