@@ -8,6 +8,7 @@ and CAP document) come from the committed dispatcher state (:mod:`dispatch.casev
 | endpoint                               | role                      |
 |----------------------------------------|---------------------------|
 | POST /v1/cases, sightings, perimeter, resolution | police          |
+| DELETE /v1/cases/{id}/private          | police                    |
 | GET /v1/cases/{id}, /area, /alert.cap  | police, platform, analyst |
 | POST /v1/subscribers                   | platform                  |
 | PUT/DELETE /v1/subscribers/{id}        | the platform token owning it |
@@ -15,7 +16,9 @@ and CAP document) come from the committed dispatcher state (:mod:`dispatch.casev
 | GET /v1/ledger/... (tlog-tiles, proofs)| none: the log is public   |
 | GET /healthz, /metrics                 | none                      |
 
-Private case fields go to the vault (:mod:`dispatch.vault`) and only their commitment goes on.
+Private case fields go to the vault (:mod:`dispatch.vault`) and only their commitment goes on;
+they are shredded when the retention ends (:mod:`dispatch.retention`), or at once on police
+request once the case is resolved.
 """
 
 from __future__ import annotations
@@ -268,6 +271,28 @@ def create_app(context: ApiContext) -> FastAPI:
         return Accepted(
             case_id=case_id, event_id=event_id, status="resolving", links=links(case_id)
         )
+
+    @app.delete(
+        "/v1/cases/{case_id}/private",
+        responses=errors.REFUSALS,
+        status_code=204,
+        tags=["cases"],
+    )
+    async def shred_private(case_id: str, who: Principal = Depends(police)) -> Response:
+        """Shred a resolved case's private fields now (police); the log keeps its commitment.
+
+        Their key is destroyed, so nothing can decrypt them again; a repeat changes nothing.
+        """
+        found = open_case(case_id)
+        status = found.status if isinstance(found, CaseState) else "reported"
+        if status != "resolved":
+            raise CaseConflict(
+                f"case {case_id} is {status}; its private fields can be shredded only once it "
+                "is resolved and its Cancel has gone out"
+            )
+        if context.vault.shred(case_id, context.clock.now()):
+            logger.info("case shredded on request case=%s by=%s", case_id, who.label or who.role)
+        return Response(status_code=204)
 
     @app.get(
         "/v1/cases/{case_id}", responses=errors.REFUSALS, response_model=CaseSummary, tags=["cases"]

@@ -71,7 +71,7 @@ REFUSALS: dict[int | str, dict[str, object]] = {
         (401, "No bearer token, or one wayhome does not know."),
         (403, "The token's role, or the token itself, may not do this."),
         (404, "No case or subscriber has this id."),
-        (409, "The case exists already, is closed, or has not been dispatched yet."),
+        (409, "The case exists already, is closed, is not resolved yet, or not dispatched yet."),
         (422, "The request is malformed or out of range."),
     )
 }

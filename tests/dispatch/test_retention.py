@@ -149,3 +149,53 @@ async def test_retention_shreds_the_cases_resolved_longer_ago_and_the_log_still_
     # The log never held the fields: it verifies, and each case_opened keeps its commitment.
     assert verify_store(service.ledger.store).entries == service.ledger.size
     assert _opened_subjects(service) == committed
+
+
+async def test_police_shred_a_resolved_case_at_once_and_a_repeat_changes_nothing(
+    retained: Any,
+) -> None:
+    client, tokens, service, _ = retained
+    police = tokens["police"]
+    committed = await _file(client, police, "s-1")
+    await _file(client, police, "s-open")
+    await _resolve(client, police, service, "s-1")
+
+    response = await client.delete("/v1/cases/s-1/private", headers=_auth(police))
+    assert response.status_code == 204, response.text
+    assert service.vault is not None
+    with pytest.raises(Shredded, match="cannot be decrypted"):
+        service.vault.open("s-1")
+    first = (await client.get("/v1/cases/s-1", headers=_auth(police))).json()
+    assert first["private"] == "shredded" and first["private_commitment"] == committed
+
+    response = await client.delete("/v1/cases/s-1/private", headers=_auth(police))
+    assert response.status_code == 204, response.text
+    again = (await client.get("/v1/cases/s-1", headers=_auth(police))).json()
+    assert again["private_shredded_at"] == first["private_shredded_at"]
+
+    await eventually(lambda: "s-1" in _opened_subjects(service), what="the case_opened entry")
+    assert _opened_subjects(service)["s-1"] == committed
+    assert verify_store(service.ledger.store).entries == service.ledger.size
+
+
+@pytest.mark.parametrize(
+    ("case_id", "role", "status", "message"),
+    [
+        ("s-open", "police", 409, "can be shredded only once it is resolved"),
+        ("s-nobody", "police", 404, "no case has the id 's-nobody'"),
+        ("s-open", "analyst", 403, "needs a police token"),
+        ("s-open", None, 401, "Authorization: Bearer"),
+    ],
+)
+async def test_shredding_is_refused_with_a_sentence_and_changes_nothing(
+    retained: Any, case_id: str, role: str | None, status: int, message: str
+) -> None:
+    client, tokens, service, _ = retained
+    if not service.view.knows("s-open"):
+        await _file(client, tokens["police"], "s-open")
+    headers = _auth(tokens[role]) if role else {}
+    response = await client.delete(f"/v1/cases/{case_id}/private", headers=headers)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+    if case_id == "s-open":
+        assert service.vault.status("s-open") == "sealed"
