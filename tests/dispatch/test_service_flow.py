@@ -68,6 +68,19 @@ async def _topic_values(bootstrap: str, topic: str, everything: bool = False) ->
     return values
 
 
+def _exactly_once_settings(bootstrap: str, data_dir: Path, worker: str) -> Settings:
+    """Settings of a service on Apache Kafka, with topics and a worker id of its own."""
+    return Settings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        data_dir=data_dir,
+        topic_prefix=prefix(),
+        partitions=2,
+        fetch_max_wait_ms=50,
+        worker_id=f"{worker}-{data_dir.name[-12:]}",
+        delivery_guarantee="exactly_once",
+    )
+
+
 def _lag(service: Service, topic: str) -> float | None:
     """The service's ``wayhome_consumer_lag`` of ``topic``, or None when it has none yet."""
     for line in service.metrics.exposition().decode().splitlines():
@@ -299,15 +312,7 @@ async def test_case_reaches_the_area_updates_and_cancels_exactly_the_alerted(
 async def test_every_outcome_cancels_the_alerted_and_is_logged_with_the_perimeter(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        data_dir=tmp_path,
-        topic_prefix=prefix(),
-        partitions=2,
-        fetch_max_wait_ms=50,
-        worker_id=f"outcomes-{tmp_path.name[-12:]}",
-        delivery_guarantee="exactly_once",
-    )
+    settings = _exactly_once_settings(kafka_bootstrap, tmp_path, "outcomes")
     clock = ManualClock(START)
     service = await Service(settings, clock).start()
     receiver = await WebhookReceiver(service_key(tmp_path)).start()
@@ -414,15 +419,7 @@ async def test_a_case_filed_by_a_plain_producer_reaches_platforms_on_their_kafka
     # A platform's own client writes JSON with no CloudEvents headers, as kcat would; the
     # notices of a device and a whole-country platform, both on Kafka channels, land on the
     # topics they named, and so does the Cancel.
-    settings = Settings(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        data_dir=tmp_path,
-        topic_prefix=prefix(),
-        partitions=2,
-        fetch_max_wait_ms=50,
-        worker_id=f"plain-{tmp_path.name[-12:]}",
-        delivery_guarantee="exactly_once",
-    )
+    settings = _exactly_once_settings(kafka_bootstrap, tmp_path, "plain")
     partner_topic = f"{settings.topic_prefix}partner.alerts"
     service = await Service(settings, ManualClock(START)).start()
     assert service.app is not None and service.tokens is not None
