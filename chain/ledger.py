@@ -20,6 +20,7 @@ recorded records its writer's submitter key the next time it is opened for writi
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -289,36 +290,31 @@ class Ledger(LogReader):
             raise StoreError(
                 f"the log key must be named after the origin {origin}, got {signer.name}"
             )
-        lock = None
-        if not _is_dsn(target):
-            directory = Path(target)
-            if (directory / "log.db").exists():
-                raise StoreError(f"a log already exists in {directory}")
-            directory.mkdir(parents=True, exist_ok=True)
-            lock = DirectoryLock(directory)
-            try:
+        # Until the log is handed over, a failure releases what was taken, in reverse order.
+        with contextlib.ExitStack() as undo:
+            lock = None
+            if not _is_dsn(target):
+                directory = Path(target)
+                if (directory / "log.db").exists():
+                    raise StoreError(f"a log already exists in {directory}")
+                directory.mkdir(parents=True, exist_ok=True)
+                lock = DirectoryLock(directory)
+                undo.callback(lock.release)
                 signer = signer or Signer.generate(origin)
                 submitter = submitter or Signer.generate(f"{origin}/submitter")
                 _write_secret(directory / LOG_KEY_FILE, signer.skey())
                 _write_secret(directory / SUBMITTER_KEY_FILE, submitter.skey())
-            except BaseException:
-                lock.release()
-                raise
-        elif signer is None:
-            raise StoreError("a PostgreSQL log needs its signer key passed in")
-        try:
+            elif signer is None:
+                raise StoreError("a PostgreSQL log needs its signer key passed in")
             store = open_store(target, create=True, table_prefix=table_prefix)
-        except BaseException:
-            if lock is not None:
-                lock.release()
-            raise
-        if store.get_meta("origin") is not None:
-            store.close()
-            raise StoreError("the database already holds a log")
-        store.set_meta("origin", origin)
-        store.set_meta("vkey", signer.vkey())
-        store.set_meta(SUBMITTERS, (submitter or signer).vkey() + "\n")
-        logger.info("created log origin=%s", origin)
+            undo.callback(store.close)
+            if store.get_meta("origin") is not None:
+                raise StoreError("the database already holds a log")
+            store.set_meta("origin", origin)
+            store.set_meta("vkey", signer.vkey())
+            store.set_meta(SUBMITTERS, (submitter or signer).vkey() + "\n")
+            logger.info("created log origin=%s", origin)
+            undo.pop_all()
         return cls(store, signer, submitter=submitter, lock=lock, **options)
 
     @classmethod
@@ -332,23 +328,21 @@ class Ledger(LogReader):
         **options: Any,
     ) -> Ledger:
         """Open an existing log; a directory's keys are read from its key files."""
-        lock = None
-        if not _is_dsn(target):
-            directory = Path(target)
-            if not (directory / "log.db").exists():
-                raise StoreError(f"no log in {directory}; run 'wayhome ledger init' first")
-            signer = signer or _read_signer(directory / LOG_KEY_FILE)
-            if submitter is None and (directory / SUBMITTER_KEY_FILE).exists():
-                submitter = _read_signer(directory / SUBMITTER_KEY_FILE)
-            lock = DirectoryLock(directory)
-        elif signer is None:
-            raise StoreError("a PostgreSQL log needs its signer key passed in")
-        try:
+        with contextlib.ExitStack() as undo:
+            lock = None
+            if not _is_dsn(target):
+                directory = Path(target)
+                if not (directory / "log.db").exists():
+                    raise StoreError(f"no log in {directory}; run 'wayhome ledger init' first")
+                signer = signer or _read_signer(directory / LOG_KEY_FILE)
+                if submitter is None and (directory / SUBMITTER_KEY_FILE).exists():
+                    submitter = _read_signer(directory / SUBMITTER_KEY_FILE)
+                lock = DirectoryLock(directory)
+                undo.callback(lock.release)
+            elif signer is None:
+                raise StoreError("a PostgreSQL log needs its signer key passed in")
             store = open_store(target, table_prefix=table_prefix)
-        except BaseException:
-            if lock is not None:
-                lock.release()
-            raise
+            undo.pop_all()
         return cls(store, signer, submitter=submitter, lock=lock, **options)
 
     def accept_submitter(self, verifier: Verifier) -> None:
