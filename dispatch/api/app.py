@@ -148,12 +148,14 @@ def create_app(context: ApiContext) -> FastAPI:
             return filed
         raise CaseNotFound(f"no case has the id {case_id!r}")
 
-    def changeable(case_id: str) -> None:
+    def changeable(case_id: str) -> CaseState | CaseReported:
+        """The case, unless it is closed."""
         # A failed case can still change: a sighting or a perimeter gives its area new inputs,
         # and a resolution sends the Cancel to whoever it had alerted.
         found = open_case(case_id)
         if isinstance(found, CaseState) and found.status not in ("open", "failed"):
             raise CaseConflict(f"case {case_id} is {found.status}; a closed case cannot change")
+        return found
 
     # -- cases -----------------------------------------------------------------------------
 
@@ -213,12 +215,11 @@ def create_app(context: ApiContext) -> FastAPI:
         case_id: str, body: Sighting, who: Principal = Depends(police)
     ) -> Accepted:
         """Add a sighting (police): the area restarts there and the alerted get an Update."""
-        changeable(case_id)
+        found = changeable(case_id)
         not_in_future(body.time, "time")
 
         # The area grows from the latest time the child was seen; an older sighting would
         # restart it from further back and widen it, so it is refused.
-        found = open_case(case_id)
         last_seen = (
             found.last_seen if isinstance(found, CaseReported) else found.area_inputs.last_seen
         )
@@ -508,9 +509,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
     try:
         data = await request.json()
     except json.JSONDecodeError as error:
-        raise InvalidInput(
-            f"the request body is not valid JSON: {error.msg.lower()} at character {error.pos}"
-        ) from None
+        raise InvalidInput(errors.not_json_sentence(error.msg, error.pos)) from None
     except ValueError:
         raise InvalidInput("the request body is not valid JSON: it is not UTF-8 text") from None
     if not isinstance(data, dict):

@@ -86,13 +86,17 @@ def status_of(error: DispatchError) -> int:
     return 400
 
 
+def not_json_sentence(reason: str, at: object) -> str:
+    """The sentence for a request body that is not JSON: what the parser said, and where."""
+    return f"the request body is not valid JSON: {reason.lower()} at character {at}"
+
+
 def validation_sentence(error: RequestValidationError) -> str:
     """The first problem of a request body as one sentence."""
     first = error.errors()[0]
     if first.get("type") == "json_invalid":
         reason = (first.get("ctx") or {}).get("error", "it cannot be parsed")
-        at = first.get("loc", ("body", 0))[-1]
-        return f"the request body is not valid JSON: {str(reason).lower()} at character {at}"
+        return not_json_sentence(str(reason), first.get("loc", ("body", 0))[-1])
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
     return f"{where or 'the body'}: {message}" if where else message
