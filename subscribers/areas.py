@@ -22,7 +22,7 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from subscribers.errors import InvalidSubscriber
+from subscribers.errors import InvalidSubscriber, invalidity_reason
 from subscribers.model import area_to_geometry
 
 __all__ = ["AreaIndex"]
@@ -60,7 +60,7 @@ class AreaIndex:
             )
         if geometry is not None and not geometry.is_valid:
             # GEOS predicates give no defined answer on an invalid polygon.
-            reason = shapely.is_valid_reason(geometry).split("[", 1)[0].strip()
+            reason = invalidity_reason(geometry)
             raise InvalidSubscriber(
                 f"an area must be a valid geometry, got one that is not ({reason})"
             )

@@ -13,7 +13,17 @@ exact subscriber position: positions are personal data.
 
 from __future__ import annotations
 
-__all__ = ["ImportFailed", "InvalidSubscriber", "RegistryUnavailable", "SubscriberError"]
+from typing import Any
+
+import shapely
+
+__all__ = [
+    "ImportFailed",
+    "InvalidSubscriber",
+    "RegistryUnavailable",
+    "SubscriberError",
+    "invalidity_reason",
+]
 
 
 class SubscriberError(ValueError):
@@ -30,3 +40,8 @@ class ImportFailed(SubscriberError):
 
 class RegistryUnavailable(SubscriberError):
     """A store that cannot be opened or reached."""
+
+
+def invalidity_reason(geometry: Any) -> str:
+    """Why shapely finds ``geometry`` invalid, in words only: the position it names is dropped."""
+    return str(shapely.is_valid_reason(geometry)).split("[", 1)[0].strip()

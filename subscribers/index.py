@@ -73,7 +73,7 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from subscribers.errors import InvalidSubscriber
+from subscribers.errors import InvalidSubscriber, invalidity_reason
 from subscribers.rwlock import SharedLock
 
 __all__ = ["SubscriberIndex"]
@@ -932,7 +932,7 @@ class _QueryArea:
 
     def __init__(self, geometry: BaseGeometry, edge_level: int | None = None) -> None:
         if not geometry.is_valid:
-            reason = shapely.is_valid_reason(geometry).split("[", 1)[0].strip()
+            reason = invalidity_reason(geometry)
             raise InvalidSubscriber(
                 f"a query area must be a valid geometry, but this one is not ({reason})"
             )

@@ -39,7 +39,7 @@ from pydantic import (
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from subscribers.errors import InvalidSubscriber
+from subscribers.errors import InvalidSubscriber, invalidity_reason
 
 __all__ = [
     "Channel",
@@ -233,7 +233,7 @@ def area_to_geometry(area: dict[str, Any]) -> BaseGeometry:
             f"got one spanning {widest:g}; split it, at the antimeridian if it crosses it"
         )
     if not geometry.is_valid:
-        reason = shapely.is_valid_reason(geometry).split("[", 1)[0].strip()
+        reason = invalidity_reason(geometry)
         if reason.lower().startswith("self-intersection") or "intersect" in reason.lower():
             raise ValueError(
                 "the area's boundary crosses itself; draw it so that no edge crosses another"
